@@ -1,0 +1,1 @@
+"""Benchmarks for serve_core vs Ray Serve. See bench/README.md."""

@@ -1,0 +1,319 @@
+"""The public API, a compatible subset of Ray Serve's.
+
+Deployments and applications are built in the driver, serialized with cloudpickle,
+and handed to the controller; bound deployments inside constructor arguments become
+DeploymentHandles.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+
+from serve_core import caller, cluster
+from serve_core.config import DeploymentOptions, HTTPOptions, parse, validate_route_prefix
+from serve_core.errors import ConfigError, DeploymentFailedError, NotFoundError
+from serve_core.handle import DeploymentHandle
+
+log = logging.getLogger("serve_core")
+
+
+class Deployment:
+    """A class or function with serving options; ``.bind()`` makes an Application."""
+
+    def __init__(self, func_or_class: Callable[..., Any], options: DeploymentOptions) -> None:
+        self.func_or_class = func_or_class
+        self._options = options
+
+    @property
+    def name(self) -> str:
+        return self._options.name or self.func_or_class.__name__
+
+    @property
+    def num_replicas(self) -> Any:
+        return self._options.num_replicas
+
+    @property
+    def user_config(self) -> Any:
+        return self._options.user_config
+
+    @property
+    def max_ongoing_requests(self) -> int:
+        return self._options.max_ongoing_requests
+
+    @property
+    def ray_actor_options(self) -> dict[str, Any]:
+        return self._options.ray_actor_options
+
+    def options(self, **kwargs: Any) -> Deployment:
+        kwargs.pop("version", None)  # accepted by Ray Serve, meaningless here
+        merged = {**self._options.model_dump(exclude_unset=True), **kwargs}
+        return Deployment(self.func_or_class, parse(DeploymentOptions, merged, f"{self.name}.options"))
+
+    def bind(self, *args: Any, **kwargs: Any) -> Application:
+        return Application(self, args, kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"deployment {self.name!r} cannot be called directly; use .bind() and serve.run()")
+
+    def __repr__(self) -> str:
+        return f"Deployment(name={self.name!r})"
+
+
+class Application:
+    """A bound deployment and, through its arguments, the graph below it."""
+
+    def __init__(self, deployment: Deployment, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.deployment, self.args, self.kwargs = deployment, args, kwargs
+
+    @property
+    def ingress_name(self) -> str:
+        return self.deployment.name
+
+
+def deployment(_func_or_class: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+    """``@serve.deployment`` or ``@serve.deployment(name=..., num_replicas=..., ...)``."""
+    kwargs.pop("version", None)
+
+    def wrap(target: Callable[..., Any]) -> Deployment:
+        if not (inspect.isclass(target) or inspect.isfunction(target)):
+            raise ConfigError("@serve.deployment", target, "decorate a class or a function")
+        opts = parse(DeploymentOptions, kwargs, f"@serve.deployment({getattr(target, '__name__', target)})")
+        return Deployment(target, opts)
+
+    return wrap(_func_or_class) if _func_or_class is not None else wrap
+
+
+def ingress(app: Any) -> Callable[[type], type]:
+    """``@serve.ingress(fastapi_app)``: the ASGI app answers the deployment's HTTP."""
+
+    def wrap(cls: type) -> type:
+        if not inspect.isclass(cls):
+            raise ConfigError("@serve.ingress", cls, "decorate a class (below @serve.deployment)")
+        cls.__serve_core_ingress__ = app  # type: ignore[attr-defined]
+        return cls
+
+    return wrap
+
+
+# -- building an application ------------------------------------------------------------
+
+
+def build(app: Application, app_name: str) -> list[dict[str, Any]]:
+    """Flatten the graph into deployment records the controller understands."""
+    seen: dict[str, tuple[Deployment, dict[str, Any]]] = {}
+
+    def visit(node: Application) -> DeploymentHandle:
+        d = node.deployment
+        args = replace(node.args)
+        kwargs = replace(node.kwargs)
+        init_bytes = cloudpickle.dumps((args, kwargs))
+        if d.name in seen and seen[d.name][0] is not d and seen[d.name][1]["init_bytes"] != init_bytes:
+            raise ConfigError(
+                "deployment name", d.name,
+                "two different deployments in one application share this name; give one "
+                ".options(name=...)",
+            )
+        opts = d._options
+        if not isinstance(d.func_or_class, type) and opts.user_config is not None:
+            raise ConfigError(f"{d.name}.user_config", opts.user_config, "function deployments cannot take user_config")
+        seen[d.name] = (d, {
+            "name": d.name,
+            "def_bytes": cloudpickle.dumps(d.func_or_class),
+            "init_bytes": init_bytes,
+            "options": opts.model_dump(mode="json"),
+            "target_replicas": opts.target_replicas(),
+        })
+        return DeploymentHandle(d.name, app_name)
+
+    def replace(value: Any) -> Any:
+        if isinstance(value, Application):
+            return visit(value)
+        if isinstance(value, Deployment):
+            raise ConfigError(value.name, value, "pass a bound deployment: use .bind() on it")
+        if isinstance(value, (list, tuple)):
+            return type(value)(replace(v) for v in value)
+        if isinstance(value, dict):
+            return {k: replace(v) for k, v in value.items()}
+        return value
+
+    visit(app)
+    return [rec for _, rec in seen.values()]
+
+
+# -- cluster operations -----------------------------------------------------------------
+
+
+def _controller(create: bool = True, http_options: dict[str, Any] | None = None) -> Any:
+    cluster.connect()
+    handle = cluster.get_controller()
+    if handle is None:
+        if not create:
+            return None
+        handle = cluster.start_controller(http_options or HTTPOptions().model_dump())
+    return handle
+
+
+def _get(ref: Any, timeout: float | None = None) -> Any:
+    import ray
+
+    return ray.get(ref, timeout=timeout)
+
+
+def start(http_options: dict[str, Any] | HTTPOptions | None = None, proxy_location: str | None = None, **_: Any) -> None:
+    """Start the controller and proxies with ``http_options`` (idempotent)."""
+    if isinstance(http_options, HTTPOptions):
+        opts = http_options
+    else:
+        opts = parse(HTTPOptions, dict(http_options or {}), "http_options")
+    if proxy_location is not None:
+        opts = opts.model_copy(update={"location": proxy_location})
+    existing = _controller(create=False)
+    if existing is not None:
+        current = _get(existing.get_http_options.remote())
+        if current != opts.model_dump():
+            log.warning("serve_core is already running with http_options %s; ignoring new ones", current)
+        return
+    _controller(http_options=opts.model_dump())
+
+
+def run(
+    target: Application,
+    blocking: bool = False,
+    name: str = "default",
+    route_prefix: str | None = "/",
+    timeout_s: float | None = None,
+    **_: Any,
+) -> DeploymentHandle:
+    """Deploy ``target`` as application ``name`` and wait until it is running."""
+    if isinstance(target, Deployment):
+        raise ConfigError("serve.run target", target.name, "pass an application: call .bind() on the deployment")
+    if not isinstance(target, Application):
+        raise ConfigError("serve.run target", target, "pass the result of Deployment.bind(...)")
+    try:
+        route_prefix = validate_route_prefix(route_prefix)
+    except ValueError as e:
+        raise ConfigError("route_prefix", route_prefix, str(e)) from None
+    records = build(target, name)
+    controller = _controller()
+    _get(controller.deploy_app.remote(name, route_prefix, target.ingress_name, records))
+    wait_running(controller, name, timeout_s)
+    handle = DeploymentHandle(target.ingress_name, name)
+    if blocking:
+        while True:  # pragma: no cover - interactive
+            time.sleep(3600)
+    return handle
+
+
+def wait_running(controller: Any, name: str, timeout_s: float | None = None) -> None:
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    last = ""
+    while True:
+        st = _get(controller.status.remote())
+        app = st["applications"].get(name)
+        if app is not None:
+            if app["status"] == "RUNNING" and _proxies_current(st):
+                return
+            if app["status"] == "DEPLOY_FAILED":
+                raise DeploymentFailedError(name, app["message"])
+            summary = ", ".join(f"{d}: {v['status']} {v['replica_states']}" for d, v in app["deployments"].items())
+            if summary != last:
+                log.info("application %s: %s", name, summary)
+                last = summary
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"application {name!r} not running after {timeout_s}s: {last}")
+        time.sleep(0.05)
+
+
+def _proxies_current(status: dict[str, Any]) -> bool:
+    """Every proxy has seen the latest routes (so HTTP works as soon as run returns)."""
+    return all(p["state"] == "HEALTHY" and p.get("current", True) for p in status["proxies"].values())
+
+
+def delete(name: str, _blocking: bool = True) -> None:
+    controller = _controller(create=False)
+    if controller is None:
+        return
+    _get(controller.delete_app.remote(name))
+    while _blocking and name in _get(controller.status.remote())["applications"]:
+        time.sleep(0.05)
+
+
+def shutdown() -> None:
+    """Delete every application and stop the controller and proxies."""
+    controller = _controller(create=False)
+    if controller is None:
+        return
+    try:
+        _get(controller.graceful_shutdown.remote(), timeout=60)
+    finally:
+        cluster.kill(controller)
+        caller.reset()
+
+
+@dataclass
+class DeploymentStatusOverview:
+    status: str
+    message: str = ""
+    replica_states: dict[str, int] = field(default_factory=dict)
+    replicas: list[dict[str, Any]] = field(default_factory=list)
+    target_replicas: int = 0
+
+
+@dataclass
+class ApplicationStatusOverview:
+    status: str
+    message: str = ""
+    last_deployed_time_s: float = 0.0
+    route_prefix: str | None = None
+    deployments: dict[str, DeploymentStatusOverview] = field(default_factory=dict)
+
+
+@dataclass
+class ServeStatus:
+    applications: dict[str, ApplicationStatusOverview] = field(default_factory=dict)
+    proxies: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def status() -> ServeStatus:
+    controller = _controller(create=False)
+    if controller is None:
+        return ServeStatus()
+    raw = _get(controller.status.remote())
+    apps = {
+        n: ApplicationStatusOverview(
+            a["status"], a["message"], a["last_deployed_time_s"], a["route_prefix"],
+            {d: DeploymentStatusOverview(v["status"], v["message"], v["replica_states"], v["replicas"], v["target_replicas"])
+             for d, v in a["deployments"].items()},
+        )
+        for n, a in raw["applications"].items()
+    }
+    return ServeStatus(apps, raw["proxies"])
+
+
+def get_app_handle(name: str) -> DeploymentHandle:
+    controller = _controller(create=False)
+    apps = _get(controller.app_names.remote()) if controller is not None else {}
+    if name not in apps:
+        raise NotFoundError("application", name, list(apps))
+    return DeploymentHandle(apps[name], name)
+
+
+def get_deployment_handle(deployment_name: str, app_name: str | None = None) -> DeploymentHandle:
+    if app_name is None:
+        from serve_core.context import _replica
+
+        app_name = _replica.app_name if _replica is not None else "default"
+    controller = _controller(create=False)
+    known = _get(controller.status.remote())["applications"] if controller is not None else {}
+    if app_name not in known:
+        raise NotFoundError("application", app_name, list(known))
+    if deployment_name not in known[app_name]["deployments"]:
+        raise NotFoundError(f"deployment in application {app_name!r}", deployment_name, list(known[app_name]["deployments"]))
+    return DeploymentHandle(deployment_name, app_name)

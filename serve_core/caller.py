@@ -1,0 +1,126 @@
+"""The caller side of one process: its event loop, its routers, and what it knows of
+the cluster.
+
+A watcher long-polls the controller for the replica sets and routes and keeps the
+last answer, so a caller goes on routing while the controller or the GCS is down.
+Drivers get a loop thread of their own; replicas and proxies install theirs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from serve_core import cluster
+from serve_core.ids import DeploymentID
+from serve_core.loop_thread import LoopThread
+from serve_core.router import Router
+
+log = logging.getLogger("serve_core.caller")
+LISTEN_TIMEOUT_S = 30.0
+
+
+class CallerContext:
+    def __init__(self, loop: asyncio.AbstractEventLoop, thread: LoopThread | None = None) -> None:
+        self.loop = loop
+        self.thread = thread
+        self.routers: dict[DeploymentID, Router] = {}
+        self.snapshot: dict[str, Any] = {"deployments": {}, "routes": {}}
+        self.version = -1
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._watch: asyncio.Task[None] | None = None
+        self._first: asyncio.Event | None = None
+        self.controller_reachable = False
+
+    def router(self, dep: DeploymentID) -> Router:
+        """The router for ``dep``; call on this context's loop."""
+        r = self.routers.get(dep)
+        if r is None:
+            r = self.routers[dep] = Router(dep)
+            info = self.snapshot["deployments"].get(dep.key())
+            if info is not None:
+                r.update(info)
+            self.start_watch()
+        return r
+
+    def start_watch(self) -> None:
+        if self._watch is None:
+            self._first = asyncio.Event()
+            self._watch = self.loop.create_task(self._watch_loop())
+
+    async def wait_first_snapshot(self, timeout: float) -> None:
+        self.start_watch()
+        assert self._first is not None
+        await asyncio.wait_for(self._first.wait(), timeout)
+
+    async def _watch_loop(self) -> None:
+        controller = None
+        while True:
+            try:
+                if controller is None:
+                    controller = await self.loop.run_in_executor(None, cluster.get_controller)
+                    if controller is None:
+                        raise LookupError("controller not found")
+                ref = controller.listen.remote(self.version, LISTEN_TIMEOUT_S)
+                version, snapshot = await asyncio.wait_for(ref, LISTEN_TIMEOUT_S + 10)
+                self.controller_reachable = True
+                if version != self.version:
+                    self.apply(version, snapshot)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # keep the last snapshot and try again
+                if self.controller_reachable:
+                    log.warning("controller unreachable, serving from the last known replica sets: %s", e)
+                self.controller_reachable = False
+                controller = None
+                await asyncio.sleep(0.5)
+
+    def apply(self, version: int, snapshot: dict[str, Any]) -> None:
+        self.version, self.snapshot = version, snapshot
+        for key, info in snapshot["deployments"].items():
+            r = self.routers.get(DeploymentID.from_key(key))
+            if r is not None:
+                r.update(info)
+        for dep, r in self.routers.items():
+            if dep.key() not in snapshot["deployments"]:
+                r.update({"replicas": [], "max_ongoing": r.max_ongoing, "max_queued": r.max_queued, "idempotent": r.idempotent})
+        for fn in self.listeners:
+            fn(snapshot)
+        if self._first is not None:
+            self._first.set()
+
+    def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        self.routers.clear()
+        self.snapshot = {"deployments": {}, "routes": {}}
+        self.version = -1
+
+
+_ctx: CallerContext | None = None
+
+
+def install(loop: asyncio.AbstractEventLoop) -> CallerContext:
+    """Use ``loop`` (a replica's or proxy's) for this process's handles."""
+    global _ctx
+    if _ctx is None or _ctx.loop is not loop:
+        _ctx = CallerContext(loop)
+    return _ctx
+
+
+def get() -> CallerContext:
+    """This process's context; a driver gets a background loop thread on first use."""
+    global _ctx
+    if _ctx is None:
+        thread = LoopThread("serve_core-handles")
+        _ctx = CallerContext(thread.loop, thread)
+    return _ctx
+
+
+def reset() -> None:
+    """Forget routers and snapshot (after serve.shutdown in a driver)."""
+    if _ctx is not None:
+        _ctx.loop.call_soon_threadsafe(_ctx.close)

@@ -1,0 +1,143 @@
+"""The one seam to Ray: the only module that creates, names, finds and kills actors,
+and reads the GCS key-value store and node table.
+
+Everything else takes these functions (or a fake of them in unit tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import ray
+
+from serve_core.errors import ClusterUnavailableError
+from serve_core.ids import CONTROLLER_NAME, NAMESPACE
+
+log = logging.getLogger("serve_core.cluster")
+
+
+def connect(address: str | None = None) -> None:
+    """Join the cluster at ``address`` (or start a local one) if not joined yet."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    try:
+        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError) as e:
+        raise ClusterUnavailableError(address or "local", str(e)) from e
+
+
+def get_actor(name: str) -> Any | None:
+    try:
+        return ray.get_actor(name, namespace=NAMESPACE)
+    except ValueError:
+        return None
+
+
+def get_controller() -> Any | None:
+    return get_actor(CONTROLLER_NAME)
+
+
+def start_controller(http_options: dict[str, Any]) -> Any:
+    """The controller: detached, named, restarted forever, pinned to the head node."""
+    from serve_core.controller import Controller
+
+    cls = ray.remote(Controller).options(
+        name=CONTROLLER_NAME,
+        namespace=NAMESPACE,
+        lifetime="detached",
+        max_restarts=-1,
+        max_task_retries=-1,
+        max_concurrency=1000,
+        num_cpus=0,
+        resources={"node:__internal_head__": 0.001},
+        get_if_exists=True,
+    )
+    return cls.remote(http_options)
+
+
+def start_replica(name: str, spec: dict[str, Any], actor_options: dict[str, Any]) -> Any:
+    from serve_core.replica import ReplicaActor
+
+    cls = ray.remote(ReplicaActor).options(
+        name=name,
+        namespace=NAMESPACE,
+        lifetime="detached",
+        max_restarts=0,  # the controller replaces dead replicas
+        max_concurrency=8,
+        **actor_options,
+    )
+    return cls.remote(spec)
+
+
+def start_proxy(name: str, node_id: str, http_options: dict[str, Any]) -> Any:
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from serve_core.proxy import ProxyActor
+
+    cls = ray.remote(ProxyActor).options(
+        name=name,
+        namespace=NAMESPACE,
+        lifetime="detached",
+        max_restarts=0,
+        max_concurrency=8,
+        num_cpus=0,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+    )
+    return cls.remote(node_id, http_options)
+
+
+def kill(handle: Any) -> None:
+    try:
+        ray.kill(handle, no_restart=True)
+    except Exception as e:  # already dead is fine
+        log.debug("kill: %s", e)
+
+
+def alive_nodes() -> list[dict[str, Any]]:
+    """Alive nodes as {node_id, ip, is_head}."""
+    out = []
+    for n in ray.nodes():
+        if n.get("Alive") or n.get("alive"):
+            out.append({
+                "node_id": n["NodeID"],
+                "ip": n["NodeManagerAddress"],
+                "is_head": "node:__internal_head__" in n.get("Resources", {}),
+            })
+    return out
+
+
+def node_id() -> str:
+    return str(ray.get_runtime_context().get_node_id())
+
+
+def node_ip() -> str:
+    return str(ray.util.get_node_ip_address())
+
+
+def kv_put(key: bytes, value: bytes) -> None:
+    from ray.experimental.internal_kv import _internal_kv_put
+
+    _internal_kv_put(key, value, overwrite=True, namespace=NAMESPACE)
+
+
+def kv_get(key: bytes) -> bytes | None:
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    return _internal_kv_get(key, namespace=NAMESPACE)  # type: ignore[no-any-return]
+
+
+def kv_del(key: bytes) -> None:
+    from ray.experimental.internal_kv import _internal_kv_del
+
+    _internal_kv_del(key, namespace=NAMESPACE)
+
+
+def is_actor_death(e: BaseException) -> bool:
+    return isinstance(e, (ray.exceptions.RayActorError, ray.exceptions.ActorDiedError))
+
+
+def is_user_error(e: BaseException) -> bool:
+    return isinstance(e, ray.exceptions.RayTaskError)

@@ -1,0 +1,218 @@
+"""User-facing configuration: deployment options, autoscaling, HTTP options, YAML.
+
+All are pydantic models with descriptions and cross-field checks; ``parse`` turns a
+pydantic error into a ConfigError that names the field, the value and the fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from serve_core.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+ALLOWED_ACTOR_OPTIONS = {
+    "num_cpus", "num_gpus", "memory", "resources", "runtime_env", "accelerator_type",
+    "object_store_memory",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AutoscalingConfig(_Strict):
+    """Ray Serve's autoscaling fields (behaviour lands with the autoscaler)."""
+
+    min_replicas: int = Field(1, ge=0, description="Fewest replicas; 0 allows scale to zero.")
+    max_replicas: int = Field(1, ge=1, description="Most replicas.")
+    initial_replicas: int | None = Field(None, ge=0, description="Replicas at first deploy.")
+    target_ongoing_requests: float = Field(2.0, gt=0, description="Desired ongoing+queued per replica.")
+    upscale_delay_s: float = Field(30.0, ge=0, description="Demand must stay high this long.")
+    downscale_delay_s: float = Field(600.0, ge=0, description="Demand must stay low this long.")
+    downscale_to_zero_delay_s: float | None = Field(None, ge=0, description="Idle time before 1 -> 0.")
+    upscaling_factor: float | None = Field(None, gt=0, description="Multiplier on scale-up steps.")
+    downscaling_factor: float | None = Field(None, gt=0, description="Multiplier on scale-down steps.")
+    look_back_period_s: float = Field(30.0, gt=0, description="Window demand is averaged over.")
+    metrics_interval_s: float = Field(10.0, gt=0, description="How often callers report demand.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas={self.min_replicas} is above max_replicas={self.max_replicas}; "
+                "lower min_replicas or raise max_replicas"
+            )
+        if self.initial_replicas is not None and not (
+            self.min_replicas <= self.initial_replicas <= self.max_replicas
+        ):
+            raise ValueError(
+                f"initial_replicas={self.initial_replicas} is outside "
+                f"[min_replicas={self.min_replicas}, max_replicas={self.max_replicas}]"
+            )
+        return self
+
+
+class DeploymentOptions(_Strict):
+    """Options of ``@serve.deployment`` and ``Deployment.options``."""
+
+    name: str | None = Field(None, min_length=1, description="Deployment name; defaults to the class or function name.")
+    num_replicas: int | Literal["auto"] | None = Field(None, description="Fixed replica count, or 'auto'.")
+    max_ongoing_requests: int = Field(5, ge=1, description="Requests a replica runs at once; more are rejected to the caller's queue.")
+    max_queued_requests: int = Field(-1, ge=-1, description="Requests a caller queues per deployment before answering 503; -1 is unbounded.")
+    user_config: Any = Field(None, description="Passed to reconfigure(); changing only it does not restart replicas.")
+    ray_actor_options: dict[str, Any] = Field(default_factory=dict, description="num_cpus, num_gpus, memory, resources, runtime_env.")
+    health_check_period_s: float = Field(10.0, gt=0, description="Seconds between health checks.")
+    health_check_timeout_s: float = Field(30.0, gt=0, description="A health check slower than this fails.")
+    graceful_shutdown_wait_loop_s: float = Field(2.0, gt=0, description="Poll period while draining.")
+    graceful_shutdown_timeout_s: float = Field(20.0, ge=0, description="Longest drain before a replica is killed.")
+    autoscaling_config: AutoscalingConfig | None = Field(None, description="Enables autoscaling.")
+    idempotent: bool = Field(False, description="Retry requests whose replica died after accepting them.")
+    route_prefix: str | None = Field(None, description="Deprecated in Ray Serve; use serve.run(route_prefix=).")
+
+    @field_validator("num_replicas")
+    @classmethod
+    def _num_replicas(cls, v: Any) -> Any:
+        if isinstance(v, int) and v < 0:
+            raise ValueError("must be >= 0 (0 only with autoscaling min_replicas=0)")
+        return v
+
+    @field_validator("ray_actor_options")
+    @classmethod
+    def _actor_options(cls, v: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(v) - ALLOWED_ACTOR_OPTIONS
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}; allowed: {sorted(ALLOWED_ACTOR_OPTIONS)}")
+        for key in ("num_cpus", "num_gpus", "memory"):
+            if key in v and (not isinstance(v[key], (int, float)) or v[key] < 0):
+                raise ValueError(f"{key} must be a number >= 0, got {v[key]!r}")
+        if "resources" in v and not isinstance(v["resources"], dict):
+            raise ValueError("resources must be a mapping of name to amount")
+        return v
+
+    @model_validator(mode="after")
+    def _replicas_vs_autoscaling(self) -> DeploymentOptions:
+        if self.autoscaling_config is not None and isinstance(self.num_replicas, int):
+            raise ValueError(
+                "num_replicas and autoscaling_config are both set; set num_replicas='auto' "
+                "or drop one of them"
+            )
+        return self
+
+    def target_replicas(self) -> int:
+        """Replicas to run before the autoscaler has a say."""
+        if self.autoscaling_config is not None:
+            ac = self.autoscaling_config
+            return ac.initial_replicas if ac.initial_replicas is not None else ac.min_replicas
+        if self.num_replicas == "auto":
+            return 1
+        return 1 if self.num_replicas is None else self.num_replicas
+
+    def actor_options(self) -> dict[str, Any]:
+        opts = dict(self.ray_actor_options)
+        opts.setdefault("num_cpus", 1)  # as Ray Serve: a replica reserves one CPU
+        return opts
+
+
+class HTTPOptions(_Strict):
+    """``serve.start(http_options=...)``: where and how proxies listen."""
+
+    host: str = Field("127.0.0.1", description="Address proxies bind; 0.0.0.0 to expose.")
+    port: int = Field(8000, ge=0, le=65535, description="Proxy port (same on every node).")
+    request_timeout_s: float | None = Field(None, gt=0, description="End-to-end limit; 408 past it.")
+    max_body_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Larger request bodies get 413.")
+    keep_alive_timeout_s: float = Field(5.0, gt=0, description="Idle keep-alive connections close after this.")
+    body_read_timeout_s: float = Field(30.0, gt=0, description="A client slower than this sending its body gets 408.")
+    location: Literal["EveryNode", "HeadOnly", "Disabled"] = Field("EveryNode", description="Where proxies run.")
+    root_path: str = Field("", description="Prefix stripped behind a reverse proxy.")
+
+
+class DeploymentOverride(BaseModel):
+    """One entry of ``applications[].deployments`` in the YAML."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(..., min_length=1, description="Name of a deployment in the application.")
+    num_replicas: int | Literal["auto"] | None = None
+    max_ongoing_requests: int | None = Field(None, ge=1)
+    max_queued_requests: int | None = Field(None, ge=-1)
+    user_config: Any = None
+    ray_actor_options: dict[str, Any] | None = None
+    health_check_period_s: float | None = Field(None, gt=0)
+    health_check_timeout_s: float | None = Field(None, gt=0)
+    graceful_shutdown_wait_loop_s: float | None = Field(None, gt=0)
+    graceful_shutdown_timeout_s: float | None = Field(None, ge=0)
+    autoscaling_config: AutoscalingConfig | None = None
+    idempotent: bool | None = None
+
+    def changes(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump(exclude={"name"}, exclude_unset=True).items()}
+
+
+class ApplicationConfig(BaseModel):
+    """One entry of ``applications`` in the YAML (Ray Serve's subset)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field("default", min_length=1)
+    route_prefix: str | None = Field("/", description="HTTP prefix, or null for handle-only.")
+    import_path: str = Field(..., description="module:attribute of a bound application.")
+    args: dict[str, Any] = Field(default_factory=dict, description="Passed to an app builder function.")
+    runtime_env: dict[str, Any] = Field(default_factory=dict)
+    deployments: list[DeploymentOverride] = Field(default_factory=list)
+
+    @field_validator("import_path")
+    @classmethod
+    def _import_path(cls, v: str) -> str:
+        if ":" not in v and "." not in v:
+            raise ValueError(f"{v!r} is not 'module:attribute'; for example 'examples.function_app.app:app'")
+        return v
+
+    @field_validator("route_prefix")
+    @classmethod
+    def _prefix(cls, v: str | None) -> str | None:
+        return validate_route_prefix(v)
+
+
+class ServeConfig(BaseModel):
+    """The whole ``serve-core deploy`` document."""
+
+    model_config = ConfigDict(extra="forbid")
+    http_options: HTTPOptions = Field(default_factory=HTTPOptions)
+    applications: list[ApplicationConfig] = Field(..., min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> ServeConfig:
+        names = [a.name for a in self.applications]
+        prefixes = [a.route_prefix for a in self.applications if a.route_prefix is not None]
+        for label, values in (("name", names), ("route_prefix", prefixes)):
+            dup = {v for v in values if values.count(v) > 1}
+            if dup:
+                raise ValueError(f"applications share {label} {sorted(dup)}; each must be unique")
+        return self
+
+
+def validate_route_prefix(v: str | None) -> str | None:
+    if v is None:
+        return v
+    if not v.startswith("/"):
+        raise ValueError(f"{v!r} must start with '/', for example '/{v}'")
+    if len(v) > 1 and v.endswith("/"):
+        raise ValueError(f"{v!r} must not end with '/'; use {v.rstrip('/')!r}")
+    if "{" in v or "}" in v:
+        raise ValueError(f"{v!r} must not contain path parameters")
+    return v
+
+
+def parse(model: type[M], data: Any, where: str = "") -> M:
+    """Validate ``data``; raise ConfigError naming the first bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        field = f"{where}.{loc}" if where and loc else (where or loc or model.__name__)
+        value = err.get("input")
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(field, value, msg) from None

@@ -1,0 +1,486 @@
+"""The controller: one detached actor that moves actual state toward target state.
+
+Its reconcile loop never dies. Target state is checkpointed to the GCS KV store on
+every change; on restart the controller reloads it and re-adopts live replicas and
+proxies by actor name instead of replacing them. Callers long-poll ``listen`` for
+replica sets and keep the last one, so the data path does not need the controller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import time
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+from serve_core import cluster, metrics
+from serve_core import deployment_state as ds
+from serve_core.ids import (
+    CHECKPOINT_KEY, ApplicationStatus, DeploymentID, DeploymentStatus, ReplicaAddress, ReplicaState,
+)
+
+log = logging.getLogger("serve_core.controller")
+LOOP_PERIOD_S = 0.1
+NODE_CHECK_PERIOD_S = 1.0
+
+
+class _App:
+    def __init__(self, name: str, route_prefix: str | None, ingress: str) -> None:
+        self.name, self.route_prefix, self.ingress = name, route_prefix, ingress
+        self.deleting = False
+        self.deployed_at = time.time()
+
+
+class Controller:
+    def __init__(self, http_options: dict[str, Any]) -> None:
+        self.http_options = http_options
+        self.apps: dict[str, _App] = {}
+        self.targets: dict[DeploymentID, ds.DeploymentTarget | None] = {}
+        self.replicas: dict[DeploymentID, dict[str, ds.ReplicaRecord]] = {}
+        self.failed: dict[DeploymentID, str] = {}
+        self.start_failures: dict[DeploymentID, int] = {}
+        self.proxies: dict[str, dict[str, Any]] = {}
+        self.version = 0
+        self._changed = asyncio.Event()
+        self._dirty = False
+        self._last_node_check = 0.0
+        self._stopping = False
+        self.metrics_port = metrics.serve_metrics(cluster.node_ip())
+        self._restore()
+        asyncio.get_event_loop().create_task(self._run())
+
+    # -- checkpoint --------------------------------------------------------------------
+
+    def _checkpoint(self) -> None:
+        doc = {
+            "http_options": self.http_options,
+            "apps": {n: (a.route_prefix, a.ingress, a.deleting) for n, a in self.apps.items()},
+            "targets": {d.key(): (asdict(t) if t else None) for d, t in self.targets.items()},
+            "replicas": {d.key(): [r.to_checkpoint() for r in rs.values() if r.state != ReplicaState.STOPPING] for d, rs in self.replicas.items()},
+            "proxies": {n: p["name"] for n, p in self.proxies.items()},
+        }
+        try:
+            cluster.kv_put(CHECKPOINT_KEY, pickle.dumps(doc))
+            self._dirty = False
+        except Exception as e:  # GCS down: keep serving, write again next pass
+            self._dirty = True
+            log.warning("checkpoint write failed, will retry: %s", e)
+
+    def _restore(self) -> None:
+        raw = cluster.kv_get(CHECKPOINT_KEY)
+        if not raw:
+            return
+        doc = pickle.loads(raw)
+        self.http_options = doc["http_options"]
+        for name, (prefix, ingress, deleting) in doc["apps"].items():
+            self.apps[name] = _App(name, prefix, ingress)
+            self.apps[name].deleting = deleting
+        for key, t in doc["targets"].items():
+            dep = DeploymentID.from_key(key)
+            if t is not None:
+                t["dep"] = DeploymentID(**t["dep"]) if isinstance(t["dep"], dict) else t["dep"]
+                self.targets[dep] = ds.DeploymentTarget(**t)
+            else:
+                self.targets[dep] = None
+            self.replicas.setdefault(dep, {})
+        for key, recs in doc["replicas"].items():
+            dep = DeploymentID.from_key(key)
+            for r in recs:
+                rec = ds.ReplicaRecord(**r)
+                rec.handle = cluster.get_actor(rec.actor_name)
+                if rec.handle is not None:
+                    self.replicas.setdefault(dep, {})[rec.replica_id] = rec
+                    rec.tasks.append(asyncio.get_event_loop().create_task(self._adopt(dep, rec)))
+        for node_id, name in doc.get("proxies", {}).items():
+            handle = cluster.get_actor(name)
+            if handle is not None:
+                self.proxies[node_id] = {"name": name, "handle": handle, "state": "STARTING"}
+                asyncio.get_event_loop().create_task(self._proxy_ready(node_id))
+        log.info("restored %d applications from checkpoint", len(self.apps))
+
+    # -- control loop ------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            start = time.perf_counter()
+            try:
+                await self._reconcile()
+            except Exception:  # the loop never dies
+                log.exception("reconcile pass failed")
+            metrics.CONTROL_LOOP.observe(time.perf_counter() - start)
+            await asyncio.sleep(LOOP_PERIOD_S)
+
+    async def _reconcile(self) -> None:
+        changed = False
+        for dep in list(self.targets):
+            target = self.targets[dep]
+            recs = self.replicas.setdefault(dep, {})
+            p = ds.plan(target, recs, dep in self.failed)
+            for _ in range(p.start):
+                assert target is not None
+                self._start_replica(dep, target)
+                changed = True
+            for rid in p.stop:
+                self._stop_replica(dep, recs[rid])
+                changed = True
+            for rid in p.reconfigure:
+                self._reconfigure(dep, recs[rid], target)
+            if target is None and not recs:
+                del self.targets[dep]
+                self.replicas.pop(dep, None)
+                self.failed.pop(dep, None)
+                changed = True
+            self._export(dep, target, recs)
+        for name, app in list(self.apps.items()):
+            if app.deleting and not any(d.app == name for d in self.targets):
+                del self.apps[name]
+                changed = True
+        if time.monotonic() - self._last_node_check > NODE_CHECK_PERIOD_S:
+            self._last_node_check = time.monotonic()
+            await self._reconcile_proxies()
+        if changed or self._dirty:
+            self._checkpoint()
+
+    def _export(self, dep: DeploymentID, target: ds.DeploymentTarget | None, recs: dict[str, ds.ReplicaRecord]) -> None:
+        for state in ReplicaState:
+            n = sum(1 for r in recs.values() if r.state == state)
+            metrics.child(metrics.DEPLOYMENT_REPLICAS, dep.app, dep.name, state.value).set(n)
+        metrics.child(metrics.DEPLOYMENT_TARGET, dep.app, dep.name).set(target.target_replicas if target else 0)
+
+    def _publish(self) -> None:
+        self.version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # -- replicas ----------------------------------------------------------------------
+
+    def _start_replica(self, dep: DeploymentID, target: ds.DeploymentTarget) -> None:
+        rid = uuid.uuid4().hex[:8]
+        opts = target.opts
+        spec = {
+            "deployment_id": dep, "replica_id": rid, "def_bytes": target.def_bytes,
+            "init_bytes": target.init_bytes, "max_ongoing": opts.max_ongoing_requests,
+            "user_config": opts.user_config,
+        }
+        rec = ds.ReplicaRecord(rid, f"SERVE_CORE_REPLICA:{dep.key()}:{rid}", target.code_version(), target.config_version())
+        rec.started_at = time.time()
+        rec.handle = cluster.start_replica(rec.actor_name, spec, opts.actor_options())
+        self.replicas[dep][rid] = rec
+        rec.tasks.append(asyncio.get_event_loop().create_task(self._initialize(dep, rec, opts.health_check_timeout_s)))
+
+    async def _initialize(self, dep: DeploymentID, rec: ds.ReplicaRecord, _timeout: float) -> None:
+        try:
+            info = await rec.handle.initialize.remote(None)
+        except Exception as e:
+            if rec.state == ReplicaState.STOPPING:
+                return
+            n = self.start_failures[dep] = self.start_failures.get(dep, 0) + 1
+            msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            log.warning("replica %s of %s failed to start (%d): %s", rec.replica_id, dep, n, msg)
+            self.replicas.get(dep, {}).pop(rec.replica_id, None)
+            cluster.kill(rec.handle)
+            running = any(r.state == ReplicaState.RUNNING for r in self.replicas.get(dep, {}).values())
+            if n >= ds.MAX_START_FAILURES and not running:
+                self.failed[dep] = f"replica constructor failed {n} times; last error: {e}"
+            return
+        self._adopted(dep, rec, info)
+
+    async def _adopt(self, dep: DeploymentID, rec: ds.ReplicaRecord) -> None:
+        try:
+            info = await asyncio.wait_for(rec.handle.info.remote(), 30)
+        except Exception as e:
+            log.warning("could not re-adopt replica %s: %s", rec.replica_id, e)
+            self.replicas.get(dep, {}).pop(rec.replica_id, None)
+            cluster.kill(rec.handle)
+            return
+        if info is None:  # it never finished initializing: start over
+            self.replicas.get(dep, {}).pop(rec.replica_id, None)
+            cluster.kill(rec.handle)
+            return
+        self._adopted(dep, rec, info)
+
+    def _adopted(self, dep: DeploymentID, rec: ds.ReplicaRecord, info: dict[str, Any]) -> None:
+        if rec.state == ReplicaState.STOPPING:
+            return
+        rec.addr = ReplicaAddress(rec.replica_id, info["host"], info["port"], info.get("node_id", ""))
+        rec.pid, rec.node_id, rec.metrics_port = info["pid"], info.get("node_id", ""), info["metrics_port"]
+        rec.state = ReplicaState.RUNNING
+        self.start_failures.pop(dep, None)
+        target = self.targets.get(dep)
+        period = target.opts.health_check_period_s if target else 10.0
+        timeout = target.opts.health_check_timeout_s if target else 30.0
+        rec.tasks.append(asyncio.get_event_loop().create_task(self._watch_replica(dep, rec, period, timeout)))
+        rec.tasks.append(asyncio.get_event_loop().create_task(self._health(dep, rec, period, timeout)))
+        self._checkpoint()
+        self._publish()
+
+    async def _watch_replica(self, dep: DeploymentID, rec: ds.ReplicaRecord, period: float, timeout: float) -> None:
+        """Notice a replica's death at once: this call returns only when it dies."""
+        try:
+            await rec.handle.wait_until_dead.remote()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            pass
+        self._lost(dep, rec, "died")
+
+    async def _health(self, dep: DeploymentID, rec: ds.ReplicaRecord, period: float, timeout: float) -> None:
+        while rec.state == ReplicaState.RUNNING:
+            await asyncio.sleep(period)
+            try:
+                await asyncio.wait_for(rec.handle.check_health.remote(), timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                metrics.child(metrics.HEALTH_FAILURES, dep.app, dep.name).inc()
+                log.warning("replica %s of %s failed its health check: %s", rec.replica_id, dep, e)
+                self._lost(dep, rec, "unhealthy")
+                return
+
+    def _lost(self, dep: DeploymentID, rec: ds.ReplicaRecord, why: str) -> None:
+        recs = self.replicas.get(dep, {})
+        if recs.get(rec.replica_id) is not rec:
+            return
+        del recs[rec.replica_id]
+        for t in rec.tasks:
+            if t is not asyncio.current_task():
+                t.cancel()
+        if why != "died":
+            cluster.kill(rec.handle)
+        log.warning("replica %s of %s %s; replacing it", rec.replica_id, dep, why)
+        self._publish()
+        self._checkpoint()
+
+    def _stop_replica(self, dep: DeploymentID, rec: ds.ReplicaRecord) -> None:
+        was_running = rec.state == ReplicaState.RUNNING
+        rec.state = ReplicaState.STOPPING
+        for t in rec.tasks:
+            t.cancel()
+        self._publish()  # callers stop sending before the drain starts
+        target = self.targets.get(dep)
+        opts = target.opts if target else None
+        rec.tasks = [asyncio.get_event_loop().create_task(self._drain(dep, rec, was_running, opts))]
+
+    async def _drain(self, dep: DeploymentID, rec: ds.ReplicaRecord, was_running: bool, opts: Any) -> None:
+        wait_loop = opts.graceful_shutdown_wait_loop_s if opts else 2.0
+        timeout = opts.graceful_shutdown_timeout_s if opts else 20.0
+        try:
+            if was_running:
+                await asyncio.sleep(0.2)  # let callers learn the new replica set
+                await asyncio.wait_for(rec.handle.drain.remote(wait_loop, timeout), timeout + 5)
+        except Exception as e:
+            log.info("drain of %s ended early: %s", rec.replica_id, e)
+        finally:
+            cluster.kill(rec.handle)
+            self.replicas.get(dep, {}).pop(rec.replica_id, None)
+
+    def _reconfigure(self, dep: DeploymentID, rec: ds.ReplicaRecord, target: ds.DeploymentTarget | None) -> None:
+        if target is None or getattr(rec, "_reconfiguring", None) == target.config_version():
+            return
+        cfg = target.config_version()
+        rec._reconfiguring = cfg  # type: ignore[attr-defined]
+
+        async def run() -> None:
+            try:
+                await rec.handle.reconfigure.remote(target.opts.user_config)
+                rec.config_version = cfg
+            except Exception as e:
+                log.warning("reconfigure of %s failed: %s", rec.replica_id, e)
+                self._lost(dep, rec, "failed reconfigure")
+            finally:
+                rec._reconfiguring = None  # type: ignore[attr-defined]
+            self._checkpoint()
+
+        rec.tasks.append(asyncio.get_event_loop().create_task(run()))
+
+    # -- proxies -----------------------------------------------------------------------
+
+    async def _reconcile_proxies(self) -> None:
+        if self.http_options.get("location") == "Disabled":
+            return
+        nodes = await asyncio.get_event_loop().run_in_executor(None, cluster.alive_nodes)
+        if self.http_options.get("location") == "HeadOnly":
+            nodes = [n for n in nodes if n["is_head"]]
+        alive = {n["node_id"] for n in nodes}
+        for node_id in list(self.proxies):
+            if node_id not in alive:
+                cluster.kill(self.proxies.pop(node_id)["handle"])
+                self._checkpoint()
+        for n in nodes:
+            if n["node_id"] not in self.proxies:
+                name = f"SERVE_CORE_PROXY:{n['node_id'][:16]}"
+                handle = cluster.get_actor(name) or cluster.start_proxy(name, n["node_id"], self.http_options)
+                self.proxies[n["node_id"]] = {"name": name, "handle": handle, "state": "STARTING", "ip": n["ip"]}
+                asyncio.get_event_loop().create_task(self._proxy_ready(n["node_id"]))
+                self._checkpoint()
+
+    async def _proxy_ready(self, node_id: str) -> None:
+        p = self.proxies[node_id]
+        try:
+            p.update(await p["handle"].ready.remote())
+            p["state"] = "HEALTHY"
+            await p["handle"].wait_until_dead.remote()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("proxy on node %s failed or died: %s", node_id[:8], e)
+        if self.proxies.get(node_id) is p:
+            del self.proxies[node_id]  # the next node check starts a new one
+            self._last_node_check = 0.0
+
+    # -- API (called by drivers and the CLI) -------------------------------------------
+
+    async def deploy_app(self, name: str, route_prefix: str | None, ingress: str, deployments: list[dict[str, Any]]) -> None:
+        for other in self.apps.values():
+            if other.name != name and not other.deleting and route_prefix is not None and other.route_prefix == route_prefix:
+                raise ValueError(
+                    f"route_prefix {route_prefix!r} is already used by application {other.name!r}; "
+                    "choose another prefix or delete that application"
+                )
+        app = self.apps.get(name)
+        if app is None or app.deleting:
+            app = self.apps[name] = _App(name, route_prefix, ingress)
+        app.route_prefix, app.ingress, app.deployed_at = route_prefix, ingress, time.time()
+        wanted = set()
+        for d in deployments:
+            dep = DeploymentID(name, d["name"])
+            wanted.add(dep)
+            new = ds.DeploymentTarget(dep, d["def_bytes"], d["init_bytes"], d["options"], d["target_replicas"])
+            old = self.targets.get(dep)
+            if old is None or old.code_version() != new.code_version():
+                self.failed.pop(dep, None)
+                self.start_failures.pop(dep, None)
+            self.targets[dep] = new
+            self.replicas.setdefault(dep, {})
+        for dep in list(self.targets):
+            if dep.app == name and dep not in wanted:
+                self.targets[dep] = None
+        self._checkpoint()
+        self._publish()
+
+    async def delete_app(self, name: str) -> None:
+        app = self.apps.get(name)
+        if app is None:
+            return
+        app.deleting = True
+        for dep in list(self.targets):
+            if dep.app == name:
+                self.targets[dep] = None
+        self._checkpoint()
+        self._publish()
+
+    async def listen(self, version: int, timeout_s: float) -> tuple[int, dict[str, Any]]:
+        if version == self.version:
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout_s)
+            except asyncio.TimeoutError:
+                pass
+        return self.version, self.snapshot()
+
+    def snapshot(self) -> dict[str, Any]:
+        deployments = {}
+        for dep, target in self.targets.items():
+            if target is None:
+                continue
+            opts = target.opts
+            running = [r.addr for r in self.replicas.get(dep, {}).values() if r.state == ReplicaState.RUNNING and r.addr]
+            deployments[dep.key()] = {
+                "replicas": running, "max_ongoing": opts.max_ongoing_requests,
+                "max_queued": opts.max_queued_requests, "idempotent": opts.idempotent,
+            }
+        routes = {
+            a.route_prefix: (a.name, DeploymentID(a.name, a.ingress).key())
+            for a in self.apps.values() if a.route_prefix is not None and not a.deleting
+        }
+        return {"deployments": deployments, "routes": routes}
+
+    async def get_http_options(self) -> dict[str, Any]:
+        return self.http_options
+
+    async def app_names(self) -> dict[str, str]:
+        return {n: a.ingress for n, a in self.apps.items() if not a.deleting}
+
+    async def status(self) -> dict[str, Any]:
+        apps = {}
+        for name, app in self.apps.items():
+            deps = {}
+            for dep, target in self.targets.items():
+                if dep.app != name:
+                    continue
+                recs = self.replicas.get(dep, {})
+                st = ds.status(target, recs, dep in self.failed)
+                counts: dict[str, int] = {}
+                for r in recs.values():
+                    counts[r.state.value] = counts.get(r.state.value, 0) + 1
+                deps[dep.name] = {
+                    "status": st.value, "message": self.failed.get(dep, ""), "replica_states": counts,
+                    "target_replicas": target.target_replicas if target else 0,
+                    "replicas": [
+                        {"replica_id": r.replica_id, "state": r.state.value, "pid": r.pid, "node_id": r.node_id,
+                         "host": r.addr.host if r.addr else "", "port": r.addr.port if r.addr else 0,
+                         "metrics_port": r.metrics_port}
+                        for r in recs.values()
+                    ],
+                }
+            statuses = {d["status"] for d in deps.values()}
+            if app.deleting:
+                app_status = ApplicationStatus.DELETING
+            elif DeploymentStatus.DEPLOY_FAILED.value in statuses:
+                app_status = ApplicationStatus.DEPLOY_FAILED
+            elif statuses <= {DeploymentStatus.HEALTHY.value} and deps:
+                app_status = ApplicationStatus.RUNNING
+            else:
+                app_status = ApplicationStatus.DEPLOYING
+            message = "; ".join(f"{n}: {d['message']}" for n, d in deps.items() if d["message"])
+            apps[name] = {
+                "status": app_status.value, "message": message, "route_prefix": app.route_prefix,
+                "ingress": app.ingress, "last_deployed_time_s": app.deployed_at, "deployments": deps,
+            }
+        proxies = {
+            n: {"state": p["state"], "host": p.get("host", ""), "port": p.get("port", 0), "pid": p.get("pid", 0),
+                "metrics_port": p.get("metrics_port", 0), "current": await self._proxy_current(p)}
+            for n, p in self.proxies.items()
+        }
+        return {"applications": apps, "proxies": proxies, "controller": {"metrics_port": self.metrics_port}}
+
+    async def _proxy_current(self, p: dict[str, Any]) -> bool:
+        """Has this proxy seen the latest published version?"""
+        if p["state"] != "HEALTHY":
+            return False
+        try:
+            return bool(await asyncio.wait_for(p["handle"].version.remote(), 2.0) >= self.version)
+        except Exception:
+            return False
+
+    async def metric_targets(self) -> list[str]:
+        """host:port of every serve_core process's /metrics, for Prometheus discovery."""
+        ip = cluster.node_ip()
+        out = [f"{ip}:{self.metrics_port}"]
+        out += [f"{p['host']}:{p['port']}" for p in self.proxies.values() if p.get("port")]
+        for recs in self.replicas.values():
+            out += [f"{r.addr.host}:{r.metrics_port}" for r in recs.values() if r.addr and r.metrics_port]
+        return out
+
+    async def graceful_shutdown(self, timeout_s: float = 30.0) -> None:
+        for name in list(self.apps):
+            await self.delete_app(name)
+        deadline = time.monotonic() + timeout_s
+        while self.targets and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        self._stopping = True
+        for p in self.proxies.values():
+            cluster.kill(p["handle"])
+        for recs in self.replicas.values():
+            for r in recs.values():
+                cluster.kill(r.handle)
+        self.proxies.clear()
+        try:
+            cluster.kv_del(CHECKPOINT_KEY)
+        except Exception as e:
+            log.warning("could not delete checkpoint: %s", e)
+
+    async def ping(self) -> bool:
+        return True

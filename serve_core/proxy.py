@@ -1,0 +1,298 @@
+"""The HTTP proxy: one per node, an ASGI app on uvicorn (uvloop + httptools).
+
+It matches the longest route prefix, reads the body within its limits, and forwards
+the request over a direct connection to a replica of the application's ingress
+deployment. Errors become JSON bodies with the right status: 404 unknown route, 413
+body too large, 408 timeout, 503 with Retry-After when the queue is full, 502 when a
+replica died holding a non-idempotent request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+from serve_core import asgi, caller, metrics, wire
+from serve_core.errors import BackPressureError, NoReplicasError, RequestTimeoutError, ServeCoreError
+from serve_core.ids import DeploymentID
+from serve_core.loop_thread import LoopThread
+from serve_core.router import LOST, TERMINAL
+
+log = logging.getLogger("serve_core.proxy")
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+Send = Any
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class ProxyApp:
+    """The ASGI application; routes come from the caller context's snapshot."""
+
+    def __init__(self, ctx: caller.CallerContext, options: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.max_body = int(options.get("max_body_bytes", 10 * 1024 * 1024))
+        self.timeout_s: float | None = options.get("request_timeout_s")
+        self.body_timeout_s = float(options.get("body_read_timeout_s", 30.0))
+        self.routes: list[tuple[str, str, DeploymentID]] = []
+        self.draining = False
+        self.ongoing = 0
+        ctx.listeners.append(self.on_snapshot)
+        ctx.start_watch()
+
+    def on_snapshot(self, snapshot: dict[str, Any]) -> None:
+        routes = [(prefix, app, DeploymentID.from_key(key)) for prefix, (app, key) in snapshot["routes"].items()]
+        self.routes = sorted(routes, key=lambda r: len(r[0]), reverse=True)
+
+    def match(self, path: str) -> tuple[str, str, DeploymentID] | None:
+        for prefix, app, dep in self.routes:
+            if prefix == "/" or path == prefix or path.startswith(prefix + "/"):
+                return prefix, app, dep
+        return None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            await _reply(send, 404, {"error": "NotFound", "message": "only HTTP is served"})
+            return
+        path = scope["path"]
+        if path.startswith("/-/"):
+            await self.builtin(path, send)
+            return
+        route = self.match(path)
+        if route is None:
+            await _reply(send, 404, {
+                "error": "NotFound", "message": f"no application serves path {path!r}",
+                "routes": [r[0] for r in self.routes],
+            })
+            return
+        start = time.perf_counter()
+        self.ongoing += 1
+        status = 500
+        try:
+            status = await self.forward(scope, receive, send, route)
+        finally:
+            self.ongoing -= 1
+            prefix, app, _ = route
+            metrics.child(metrics.HTTP_REQUESTS, prefix, app, scope["method"], str(status)).inc()
+            metrics.child(metrics.HTTP_LATENCY, prefix, app).observe(time.perf_counter() - start)
+
+    async def builtin(self, path: str, send: Send) -> None:
+        if path == "/-/healthz":
+            if self.draining:
+                await _reply(send, 503, "draining", text=True)
+            else:
+                await _reply(send, 200, "success", text=True)
+        elif path == "/-/routes":
+            await _reply(send, 200, {prefix: app for prefix, app, _ in self.routes})
+        elif path == "/-/metrics":
+            body, ctype = metrics.exposition()
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", ctype.encode())]})
+            await send({"type": "http.response.body", "body": body})
+        else:
+            await _reply(send, 404, {"error": "NotFound", "message": f"unknown built-in path {path!r}"})
+
+    async def forward(self, scope: dict[str, Any], receive: Any, send: Send, route: tuple[str, str, DeploymentID]) -> int:
+        prefix, _, dep = route
+        try:
+            body = await asyncio.wait_for(self.read_body(scope, receive), self.body_timeout_s)
+        except _TooLarge:
+            return await _reply(send, 413, {
+                "error": "PayloadTooLarge",
+                "message": f"request body is over max_body_bytes={self.max_body}; send less or raise http_options.max_body_bytes",
+            })
+        except asyncio.TimeoutError:
+            return await _reply(send, 408, {"error": "RequestTimeout", "message": f"body not received within {self.body_timeout_s}s"})
+        headers = dict(scope.get("headers", ()))
+        meta = {
+            "request_id": headers.get(b"x-request-id", b"").decode() or uuid.uuid4().hex,
+            "model_id": headers.get(b"serve_multiplexed_model_id", b"").decode(),
+            "route": prefix,
+        }
+        router = self.ctx.router(dep)
+        idempotent = scope["method"] in IDEMPOTENT_METHODS
+        request = asgi.trim_scope(scope, prefix)
+        state = _ResponseState(send)
+        me = asyncio.current_task()
+        assert me is not None
+        watch = asyncio.get_running_loop().create_task(_watch_disconnect(receive, me, state))
+        try:
+            if self.timeout_s is None:
+                return await self._exchange(router, request, body, meta, idempotent, state.send)
+            async with asyncio.timeout(self.timeout_s):
+                return await self._exchange(router, request, body, meta, idempotent, state.send)
+        except TimeoutError:
+            err = RequestTimeoutError(f"request to {prefix!r}", self.timeout_s or 0)
+            return await _reply(send, 408, {"error": "RequestTimeout", "message": str(err)}, started=state.started)
+        except asyncio.CancelledError:
+            if not state.client_gone:
+                raise
+            me.uncancel()
+            return 499  # the client went away; the replica was told to cancel
+        finally:
+            watch.cancel()
+
+    async def read_body(self, scope: dict[str, Any], receive: Any) -> bytes:
+        for k, v in scope.get("headers", ()):
+            if k == b"content-length" and v.isdigit() and int(v) > self.max_body:
+                raise _TooLarge
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                raise asyncio.CancelledError
+            data = msg.get("body", b"")
+            size += len(data)
+            if size > self.max_body:
+                raise _TooLarge
+            chunks.append(data)
+            if not msg.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _exchange(self, router: Any, request: dict[str, Any], body: bytes, meta: dict[str, Any], idempotent: bool, send: Send) -> int:
+        try:
+            conn, rid, pending, first = await router.send(wire.KIND_HTTP, "__call__", (request, body), {}, meta, idempotent)
+        except BackPressureError as e:
+            return await _reply(send, 503, {"error": "BackPressure", "message": str(e)}, retry_after=1)
+        except NoReplicasError as e:
+            return await _reply(send, 503, {"error": "NoReplicas", "message": str(e)}, retry_after=1)
+        except ServeCoreError as e:
+            return await _reply(send, e.http_status, {"error": type(e).__name__, "message": str(e)})
+        op = first[0]
+        if op == wire.HTTP:
+            _, _, status, headers, data, _ = first
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": data})
+            return int(status)
+        if op == wire.ERROR:
+            original, wrapped = first[2]
+            return await _reply(send, 500, {"error": type(original or wrapped).__name__, "message": str(original or wrapped)})
+        # Streaming: relay chunks as they come; the consumer releases the replica slot.
+        status = int(first[2])
+        try:
+            await send({"type": "http.response.start", "status": status, "headers": first[3]})
+            while True:
+                msg = await pending.next()
+                if msg[0] == wire.CHUNK:
+                    await send({"type": "http.response.body", "body": msg[2], "more_body": True})
+                    continue
+                if msg[0] == wire.END:
+                    await send({"type": "http.response.body", "body": b""})
+                else:  # ERROR or LOST mid-stream: end the response abruptly
+                    raise ConnectionAbortedError(f"stream from {router.dep} broke: frame {msg[0]}")
+                router.release(conn)
+                return status
+        except asyncio.CancelledError:
+            router.cancel(conn, rid)
+            raise
+        except BaseException:
+            if msg_is_open(conn, rid):
+                router.cancel(conn, rid)
+            else:
+                router.release(conn)
+            raise
+
+
+def msg_is_open(conn: Any, rid: int) -> bool:
+    return rid in conn.pending
+
+
+class _ResponseState:
+    """Wraps ``send`` to know whether a response started or finished."""
+
+    __slots__ = ("_send", "started", "finished", "client_gone")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = self.finished = self.client_gone = False
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        if msg["type"] == "http.response.start":
+            self.started = True
+        elif not msg.get("more_body", False):
+            self.finished = True
+        await self._send(msg)
+
+
+async def _watch_disconnect(receive: Any, task: asyncio.Task[Any], state: _ResponseState) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    if not state.finished:
+        state.client_gone = True
+        task.cancel()
+
+
+async def _reply(send: Send, status: int, doc: Any, text: bool = False, retry_after: int | None = None, started: bool = False) -> int:
+    if started:
+        return status
+    body = doc.encode() if text else json.dumps(doc).encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8" if text else b"application/json")]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+    return status
+
+
+class ProxyActor:
+    """The Ray actor that runs a proxy's uvicorn server on its own loop thread."""
+
+    def __init__(self, node_id: str, http_options: dict[str, Any]) -> None:
+        import uvicorn
+
+        self.node_id = node_id
+        self.options = http_options
+        self._thread = LoopThread("proxy")
+        host, port = http_options.get("host", "127.0.0.1"), int(http_options.get("port", 8000))
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            raise OSError(f"proxy cannot listen on {host}:{port}: {e}; free the port or set http_options port") from e
+        sock.listen(2048)
+        sock.setblocking(False)
+        self.host, self.port = host, sock.getsockname()[1]
+
+        async def setup() -> ProxyApp:
+            return ProxyApp(caller.install(self._thread.loop), http_options)
+
+        self.app = self._thread.run(setup())
+        config = uvicorn.Config(
+            self.app, http="httptools", lifespan="off", access_log=False, log_level="warning",
+            timeout_keep_alive=int(http_options.get("keep_alive_timeout_s", 5)), backlog=2048,
+        )
+        self.server = uvicorn.Server(config)
+        asyncio.run_coroutine_threadsafe(self.server.serve(sockets=[sock]), self._thread.loop)
+        self.metrics_port = metrics.serve_metrics(host if host not in ("0.0.0.0", "::") else "127.0.0.1")
+
+    def ready(self) -> dict[str, Any]:
+        deadline = time.monotonic() + 30
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return {"host": self.host, "port": self.port, "pid": os.getpid(), "metrics_port": self.metrics_port}
+
+    def version(self) -> int:
+        return self.app.ctx.version
+
+    def drain(self) -> None:
+        self.app.draining = True
+
+    def ongoing(self) -> int:
+        return self.app.ongoing
+
+    def wait_until_dead(self) -> None:
+        threading.Event().wait()

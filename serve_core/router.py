@@ -1,0 +1,278 @@
+"""Choosing a replica and talking to it over a direct connection.
+
+Each caller process (proxy, driver, replica using handles) has one Router per
+deployment. It keeps one connection per replica, counts what it has in flight on
+each, picks by power of two choices among replicas with room, queues when none has
+room (bounded by ``max_queued_requests``), and retries:
+
+- a request the replica never started (refused, connection failed) goes elsewhere;
+- a request the replica accepted and then lost goes elsewhere only if idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from serve_core import metrics, wire
+from serve_core.errors import BackPressureError, NoReplicasError, ReplicaDiedError
+from serve_core.ids import DeploymentID, ReplicaAddress
+
+LOST = -1  # synthetic frame: the connection closed before the request finished
+TERMINAL = frozenset({wire.REJECT, wire.RESULT, wire.ERROR, wire.HTTP, wire.END, LOST})
+RECONNECT_BACKOFF_S = 1.0
+MAX_RETRIES = 3
+_rids = itertools.count(1)
+
+
+def choose(loads: Sequence[tuple[str, int]], max_ongoing: int, rng: random.Random) -> str | None:
+    """Power of two choices: of two random replicas with room, the less loaded one."""
+    room = [(rid, load) for rid, load in loads if load < max_ongoing]
+    if not room:
+        return None
+    if len(room) == 1:
+        return room[0][0]
+    a, b = rng.sample(room, 2)
+    return a[0] if a[1] <= b[1] else b[0]
+
+
+class PendingCall:
+    """Frames of one request as they arrive, for a single consumer."""
+
+    __slots__ = ("frames", "waiter")
+
+    def __init__(self) -> None:
+        self.frames: deque[tuple[Any, ...]] = deque()
+        self.waiter: asyncio.Future[tuple[Any, ...]] | None = None
+
+    def push(self, msg: tuple[Any, ...]) -> None:
+        w = self.waiter
+        if w is not None and not w.done():
+            self.waiter = None
+            w.set_result(msg)
+        else:
+            self.frames.append(msg)
+
+    async def next(self) -> tuple[Any, ...]:
+        if self.frames:
+            return self.frames.popleft()
+        self.waiter = asyncio.get_running_loop().create_future()
+        return await self.waiter
+
+
+class ReplicaConn:
+    def __init__(self, addr: ReplicaAddress) -> None:
+        self.addr = addr
+        self.inflight = 0
+        self.pending: dict[int, PendingCall] = {}
+        self.proto: wire.FrameProtocol | None = None
+        self.connecting: asyncio.Future[None] | None = None
+        self.down_until = 0.0
+        self.removed = False
+
+    def usable(self, now: float) -> bool:
+        return not self.removed and now >= self.down_until
+
+    async def ensure(self) -> wire.FrameProtocol:
+        if self.proto is not None:
+            return self.proto
+        if self.connecting is None:
+            self.connecting = asyncio.ensure_future(self._connect())
+        try:
+            await asyncio.shield(self.connecting)
+        finally:
+            if self.connecting is not None and self.connecting.done():
+                self.connecting = None
+        assert self.proto is not None
+        return self.proto
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        proto = wire.FrameProtocol(self._on_frame, self._on_lost)
+        try:
+            await asyncio.wait_for(loop.create_connection(lambda: proto, self.addr.host, self.addr.port), 5.0)
+        except (OSError, asyncio.TimeoutError):
+            self.down_until = time.monotonic() + RECONNECT_BACKOFF_S
+            raise
+        self.proto = proto
+
+    def _on_frame(self, msg: tuple[Any, ...]) -> None:
+        p = self.pending.get(msg[1])
+        if p is not None:
+            if msg[0] in TERMINAL:
+                del self.pending[msg[1]]
+            p.push(msg)
+
+    def _on_lost(self, exc: Exception | None) -> None:
+        self.proto = None
+        self.down_until = time.monotonic() + RECONNECT_BACKOFF_S
+        pending, self.pending = self.pending, {}
+        for rid, p in pending.items():
+            p.push((LOST, rid))
+
+    def close_if_idle(self) -> None:
+        if self.removed and self.inflight == 0 and self.proto is not None and self.proto.transport is not None:
+            self.proto.transport.close()
+
+
+class Router:
+    def __init__(self, dep: DeploymentID, no_replica_timeout_s: float = 30.0) -> None:
+        self.dep = dep
+        self.conns: dict[str, ReplicaConn] = {}
+        self.max_ongoing = 5
+        self.max_queued = -1
+        self.idempotent = False
+        self.no_replica_timeout_s = no_replica_timeout_s
+        self.queued = 0
+        self.known = asyncio.Event()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._rng = random.Random()
+        self._queued_gauge = metrics.child(metrics.ROUTER_QUEUED, dep.app, dep.name)
+        self._retries = {
+            r: metrics.child(metrics.ROUTER_RETRIES, dep.app, dep.name, r)
+            for r in ("rejected", "connect_failed", "replica_died")
+        }
+
+    # -- replica set -------------------------------------------------------------------
+
+    def update(self, info: dict[str, Any]) -> None:
+        self.max_ongoing = info["max_ongoing"]
+        self.max_queued = info["max_queued"]
+        self.idempotent = info["idempotent"]
+        live = {a.replica_id: a for a in info["replicas"]}
+        for rid, conn in list(self.conns.items()):
+            if rid not in live:
+                conn.removed = True  # finish what it has, take nothing new
+                conn.close_if_idle()
+                del self.conns[rid]
+        for rid, addr in live.items():
+            if rid not in self.conns:
+                self.conns[rid] = ReplicaConn(addr)
+        self.known.set()
+        self._wake(all_=True)
+
+    def running_replicas(self) -> int:
+        return len(self.conns)
+
+    # -- sending -----------------------------------------------------------------------
+
+    async def send(
+        self, kind: str, method: str, args: Any, kwargs: Any, meta: dict[str, Any], idempotent: bool
+    ) -> tuple[ReplicaConn, int, PendingCall, tuple[Any, ...]]:
+        """Deliver a request and return its first frame.
+
+        A terminal first frame is released here; a streaming one (HTTP_START or CHUNK)
+        must be released by the consumer with ``release``.
+        """
+        idempotent = idempotent or self.idempotent
+        tried: set[str] = set()
+        died = 0
+        while True:
+            conn = await self._acquire(tried)
+            rid = next(_rids)
+            try:
+                proto = await conn.ensure()
+            except (OSError, asyncio.TimeoutError):
+                self.release(conn)
+                tried.add(conn.addr.replica_id)
+                self._retries["connect_failed"].inc()
+                continue
+            except BaseException:
+                self.release(conn)
+                raise
+            pending = PendingCall()
+            conn.pending[rid] = pending
+            try:
+                proto.send((wire.REQ, rid, kind, method, args, kwargs, meta))
+                first = await pending.next()
+            except BaseException:
+                self.cancel(conn, rid)
+                raise
+            op = first[0]
+            if op == wire.REJECT:
+                self.release(conn)
+                tried.add(conn.addr.replica_id)
+                self._retries["rejected"].inc()
+                continue
+            if op == LOST:
+                self.release(conn)
+                tried.add(conn.addr.replica_id)
+                died += 1
+                if idempotent and died <= MAX_RETRIES:
+                    self._retries["replica_died"].inc()
+                    continue
+                raise ReplicaDiedError(self.dep.name, conn.addr.replica_id)
+            if op in TERMINAL:
+                self.release(conn)
+            return conn, rid, pending, first
+
+    def cancel(self, conn: ReplicaConn, rid: int) -> None:
+        """Stop a request the caller no longer wants (timeout, client gone)."""
+        if conn.pending.pop(rid, None) is not None and conn.proto is not None:
+            conn.proto.send((wire.CANCEL, rid))
+        self.release(conn)
+
+    def release(self, conn: ReplicaConn) -> None:
+        conn.inflight -= 1
+        conn.close_if_idle()
+        self._wake()
+
+    async def _acquire(self, tried: set[str]) -> ReplicaConn:
+        backoff = 0.001
+        deadline: float | None = None
+        while True:
+            now = time.monotonic()
+            usable = [c for c in self.conns.values() if c.usable(now)]
+            fresh = [c for c in usable if c.addr.replica_id not in tried]
+            if fresh:
+                pick = choose([(c.addr.replica_id, c.inflight) for c in fresh], self.max_ongoing, self._rng)
+                if pick is not None:
+                    conn = self.conns[pick]
+                    conn.inflight += 1
+                    return conn
+            elif usable:
+                # Every live replica refused or failed this request once: back off, retry.
+                tried.clear()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 0.1)
+                continue
+            if self.max_queued >= 0 and self.queued >= self.max_queued:
+                raise BackPressureError(self.dep.name, self.queued, self.max_queued)
+            timeout = None
+            if not usable:
+                deadline = deadline or now + self.no_replica_timeout_s
+                timeout = deadline - now
+                if timeout <= 0:
+                    raise NoReplicasError(self.dep.name, self.no_replica_timeout_s)
+                # A replica that is down may come back (reconnect backoff).
+                if self.conns:
+                    timeout = min(timeout, RECONNECT_BACKOFF_S)
+            await self._wait(timeout)
+
+    async def _wait(self, timeout: float | None) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self.queued += 1
+        self._queued_gauge.set(self.queued)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self.queued -= 1
+            self._queued_gauge.set(self.queued)
+            if not fut.done():
+                fut.cancel()
+
+    def _wake(self, all_: bool = False) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                if not all_:
+                    return

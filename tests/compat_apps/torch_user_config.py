@@ -1,0 +1,59 @@
+from ray import serve
+
+import os
+
+import torch
+from starlette.requests import Request
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.2}, user_config={"scale": 2.0})
+class ScaledLinear:
+    """A 3 -> 2 linear model whose weights are set from user_config in place."""
+
+    def __init__(self) -> None:
+        torch.set_num_threads(1)
+        self.model = torch.nn.Linear(3, 2, bias=False)
+        self.scale = 0.0
+        self.reconfigure_calls = 0
+
+    def reconfigure(self, config: dict) -> None:
+        # Called after __init__ and again on every user_config update, without
+        # restarting the replica.
+        self.scale = float(config["scale"])
+        base = torch.tensor([[1.0, 0.0, -1.0], [0.5, 0.5, 0.5]])
+        with torch.no_grad():
+            self.model.weight.copy_(base * self.scale)
+        self.reconfigure_calls += 1
+
+    def predict(self, x: list[float]) -> list[float]:
+        with torch.no_grad():
+            return [round(v, 6) for v in self.model(torch.tensor(x, dtype=torch.float32)).tolist()]
+
+    def info(self) -> dict:
+        return {"pid": os.getpid(), "scale": self.scale, "reconfigure_calls": self.reconfigure_calls}
+
+    async def __call__(self, request: Request) -> dict:
+        if request.method == "GET":
+            return self.info()
+        return {"scale": self.scale, "output": self.predict((await request.json())["x"])}
+
+
+app = ScaledLinear.bind()
+
+# Redeploy this (``serve.run(UPDATED_APP, route_prefix=ROUTE_PREFIX)``) to apply the
+# new user_config in place; then run UPDATED_PROBES. The PID must not change.
+NEW_USER_CONFIG = {"scale": 3.0}
+UPDATED_APP = ScaledLinear.options(user_config=NEW_USER_CONFIG).bind()
+
+ROUTE_PREFIX = "/model"
+
+PROBES = [
+    {"kind": "http", "method": "POST", "path": "/", "json": {"x": [1.0, 2.0, 3.0]}, "params": None},
+    {"kind": "handle", "method_name": "predict", "args": [[1.0, 1.0, 1.0]]},
+    # PIDs differ between runs: compare keys only; the harness checks the PID is
+    # unchanged between PROBES and UPDATED_PROBES.
+    {"kind": "http", "method": "GET", "path": "/", "json": None, "params": None, "compare": "keys"},
+    {"kind": "handle", "method_name": "info", "args": [], "compare": "keys"},
+]
+
+UPDATED_PROBES = PROBES
