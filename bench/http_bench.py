@@ -146,9 +146,11 @@ def cpu_usage(before, after):
 
 def run_wrk(threads: int, conns: int, duration: int) -> dict:
     cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency", URL]
-    cpu0 = _cpu_times()
+    cpu0, ray0 = _cpu_times(), other_ray_clusters()
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
     cpu = cpu_usage(cpu0, _cpu_times())
+    if cpu is not None:  # our own cluster has one gcs_server; more means someone else's runs
+        cpu["other_ray_clusters"] = max(ray0, other_ray_clusters()) - 1
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr.strip() or p.stdout.strip()}")
     res = parse_wrk(p.stdout)
@@ -405,9 +407,13 @@ def render_md(doc: dict) -> str:
               + ("x" if cmp["p50_ratio"] is not None else ""),
               "", "## Goals", "", GOAL_LINE, ""]
     lines += [f"- {g['text']}" for g in cmp["goals"].values()]
-    if any(c and c["steal_pct"] > 5 for r in res.values() for c in (r.get("cpu") or {}).values()):
+    cpus = [c for r in res.values() for c in (r.get("cpu") or {}).values() if c]
+    if any(c["steal_pct"] > 5 for c in cpus):
         lines += ["", "Note: CPU steal > 5% during a measurement: the VM was starved by its host, "
                       "so the figures are noisy; rerun, or use a longer --duration."]
+    if doc["machine"]["other_ray_clusters"] or any(c.get("other_ray_clusters", 0) > 0 for c in cpus):
+        lines += ["", "Note: another Ray cluster was running on this machine during the run: "
+                      "the figures are skewed by CPU contention; rerun on an idle machine."]
     failed = {n: r for n, r in res.items() if r["status"] != "ok"}
     if failed:
         lines += ["", "## Problems", ""]

@@ -40,9 +40,14 @@ class ScaledLinear:
 
 app = ScaledLinear.bind()
 
-# Redeploy this (``serve.run(UPDATED_APP, route_prefix=ROUTE_PREFIX)``) to apply the
-# new user_config in place; then run UPDATED_PROBES. The PID must not change.
+# Apply NEW_USER_CONFIG to the running app, then run UPDATED_PROBES: outputs scale
+# by 1.5 and, for an in-place update, the PID stays the same and
+# reconfigure_calls goes 1 -> 2. In Ray Serve the in-place path is a declarative
+# config update of this import path ("deployments": [{"name": DEPLOYMENT_NAME,
+# "user_config": NEW_USER_CONFIG}]); an imperative ``serve.run(UPDATED_APP)``
+# gets a fresh random code version and restarts the replica (new PID).
 NEW_USER_CONFIG = {"scale": 3.0}
+DEPLOYMENT_NAME = "ScaledLinear"
 UPDATED_APP = ScaledLinear.options(user_config=NEW_USER_CONFIG).bind()
 
 ROUTE_PREFIX = "/model"

@@ -1,0 +1,47 @@
+# The two commands a new user runs: `make demo` and `make test`. Both install what
+# they need first (idempotent; the stamp file skips pip when pyproject.toml is unchanged).
+PYTHON ?= python3
+export PYTHONPATH := $(CURDIR)
+export RAY_DEDUP_LOGS := 0
+STAMP := .deps.stamp
+PYTEST := $(PYTHON) -m pytest
+
+.PHONY: deps demo test test-unit test-integration test-e2e bench bench-smoke lint typecheck clean
+
+$(STAMP): pyproject.toml scripts/install_deps.sh
+	bash scripts/install_deps.sh
+	touch $(STAMP)
+
+deps: $(STAMP)
+
+demo: deps
+	$(PYTHON) scripts/demo.py
+
+test: deps
+	$(PYTEST) tests/unit -m unit -q
+	$(PYTEST) tests/integration -m integration -q
+	$(PYTEST) tests/e2e -m e2e -q
+
+test-unit: deps
+	$(PYTEST) tests/unit -m unit -q
+
+test-integration: deps
+	$(PYTEST) tests/integration -m integration -q
+
+test-e2e: deps
+	$(PYTEST) tests/e2e -m e2e -q
+
+bench: deps
+	$(PYTHON) -m bench.http_bench
+
+bench-smoke: deps
+	$(PYTHON) -m bench.http_bench --smoke
+
+lint: deps
+	$(PYTHON) -m ruff check serve_core tests bench examples scripts
+
+typecheck: deps
+	$(PYTHON) -m mypy serve_core
+
+clean:
+	rm -f $(STAMP)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything serve_core, its tests, examples and benchmarks need on a fresh
+# Debian machine with Python 3.11. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v wrk >/dev/null 2>&1; then
+    if [ "$(id -u)" = "0" ]; then
+        echo "[deps] installing wrk (apt)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+    else
+        echo "[deps] wrk is missing: run 'sudo apt-get install wrk' (needed by the benchmarks)" >&2
+    fi
+fi
+
+PY=${PYTHON:-python3}
+# torch 2.13.0 is the CPU build available locally; pin it first so nothing pulls a CUDA build.
+if ! $PY -c "import torch" >/dev/null 2>&1; then
+    echo "[deps] installing torch==2.13.0 (CPU)"
+    $PY -m pip install -q "torch==2.13.0"
+fi
+echo "[deps] installing serve-core with extras dev, compare, examples"
+$PY -m pip install -q -e ".[dev,compare,examples]"
