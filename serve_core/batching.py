@@ -17,8 +17,9 @@ from serve_core.errors import ConfigError
 
 
 class _BatchQueue:
-    def __init__(self, fn: Callable[..., Any], max_batch_size: int, timeout_s: float) -> None:
+    def __init__(self, fn: Callable[..., Any], name: str, max_batch_size: int, timeout_s: float) -> None:
         self.fn = fn
+        self.name = name
         self.max_batch_size = max_batch_size
         self.timeout_s = timeout_s
         self.items: asyncio.Queue[tuple[Any, asyncio.Future[Any]]] = asyncio.Queue()
@@ -51,7 +52,7 @@ class _BatchQueue:
             results = await self.fn([i for i, _ in batch])
             if not isinstance(results, (list, tuple)) or len(results) != len(batch):
                 raise TypeError(
-                    f"batched method {self.fn.__qualname__} must return a list with one result per "
+                    f"batched method {self.name} must return a list with one result per "
                     f"input; got {type(results).__name__} for {len(batch)} inputs"
                 )
             for (_, fut), result in zip(batch, results):
@@ -81,11 +82,11 @@ def batch(
             if owner is None:
                 key = id(asyncio.get_running_loop())
                 if key not in queues:
-                    queues[key] = _BatchQueue(fn, max_batch_size, batch_wait_timeout_s)
+                    queues[key] = _BatchQueue(fn, fn.__qualname__, max_batch_size, batch_wait_timeout_s)
                 return queues[key]
             q = owner.__dict__.get(attr)
             if q is None:
-                q = _BatchQueue(functools.partial(fn, owner), max_batch_size, batch_wait_timeout_s)
+                q = _BatchQueue(functools.partial(fn, owner), fn.__qualname__, max_batch_size, batch_wait_timeout_s)
                 owner.__dict__[attr] = q
             return q
 

@@ -31,7 +31,7 @@ def test_rolling_update_keeps_capacity():
     assert p.start == 1 and p.stop == []  # surge of one, nothing stops yet
     reps["n1"] = rec("n1", new_t)
     p = plan(new_t, reps, False)
-    assert p.start == 1 and len(p.stop) == 1  # one new runs: one old may go
+    assert p.start == 0 and len(p.stop) == 1  # one new runs: one old goes first
 
 
 def test_user_config_change_reconfigures_in_place():
