@@ -24,6 +24,18 @@ from serve_core.handle import DeploymentHandle
 log = logging.getLogger("serve_core")
 
 
+def _pickle_starlette_state() -> None:
+    """Starlette's State recurses forever when unpickled; ship it as a plain dict."""
+    import copyreg
+
+    from starlette.datastructures import State
+
+    copyreg.pickle(State, lambda s: (State, (dict(s._state),)))
+
+
+_pickle_starlette_state()
+
+
 class Deployment:
     """A class or function with serving options; ``.bind()`` makes an Application."""
 

@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import json
 import logging
 import os
 import pickle
@@ -243,6 +244,8 @@ class ReplicaServer:
                 proto.send((wire.ERROR, rid, self._exception(e), self.ongoing - 1))
             else:
                 status = e.http_status if isinstance(e, ServeCoreError) else 500
+                if isinstance(e, json.JSONDecodeError):
+                    status = 400  # a malformed body is the client's fault
                 frame = asgi.error_body(status, type(e).__name__, str(e), deployment=self.dep.name)
                 proto.send((wire.HTTP, rid, *frame, self.ongoing - 1))
             return "error"

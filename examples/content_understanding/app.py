@@ -139,7 +139,12 @@ class ContentPipeline:
             return JSONResponse(
                 {"error": f"body must have exactly one of {list(SOURCES)}"}, status_code=400
             )
-        return await self.analyze(payload)
+        try:
+            return await self.analyze(payload)
+        except ValueError:
+            # Raised by the Downloader (bad pixels/PNG/base64) and re-raised here
+            # through the awaited response chain; a client error, not a crash.
+            return JSONResponse({"error": "could not decode image"}, status_code=400)
 
     async def analyze(self, payload: dict[str, Any]) -> dict[str, Any]:
         # Chaining: responses are passed on unresolved; the framework resolves them

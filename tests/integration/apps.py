@@ -1,0 +1,255 @@
+"""Deployments shared by the integration tests (importable by replicas)."""
+
+import asyncio
+import os
+import time
+
+from fastapi import FastAPI
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+
+import serve_core as serve
+
+
+@serve.deployment
+def hello(request: Request):
+    return {"hello": request.query_params.get("name", "world")}
+
+
+@serve.deployment
+class Counter:
+    def __init__(self, start: int = 0):
+        self.n = start
+
+    async def __call__(self, request: Request):
+        self.n += 1
+        return {"n": self.n, "pid": os.getpid()}
+
+    def add(self, x: int) -> int:
+        return self.n + x
+
+    async def pid(self) -> int:
+        return os.getpid()
+
+    def fail(self, msg: str):
+        raise ValueError(msg)
+
+    async def slow(self, s: float) -> float:
+        await asyncio.sleep(s)
+        return s
+
+    def numbers(self, n: int):
+        for i in range(n):
+            yield i
+
+
+@serve.deployment
+class Raises:
+    async def __call__(self, request: Request):
+        raise RuntimeError("model exploded")
+
+
+@serve.deployment
+class ParsesJson:
+    async def __call__(self, request: Request):
+        body = await request.json()
+        return {"keys": sorted(body)}
+
+
+@serve.deployment(max_ongoing_requests=1, max_queued_requests=1)
+class Busy:
+    async def __call__(self, request: Request):
+        await asyncio.sleep(float(request.query_params.get("s", "1")))
+        return "done"
+
+
+@serve.deployment
+class Sleeper:
+    def __init__(self):
+        self.cancelled = 0
+        self.finished = 0
+
+    async def __call__(self, request: Request):
+        try:
+            await asyncio.sleep(float(request.query_params.get("s", "10")))
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        self.finished += 1
+        return "woke"
+
+    def counts(self):
+        return {"cancelled": self.cancelled, "finished": self.finished}
+
+
+@serve.deployment
+class Streamer:
+    async def __call__(self, request: Request):
+        n = int(request.query_params.get("n", "5"))
+        delay = float(request.query_params.get("delay", "0.2"))
+
+        async def gen():
+            for i in range(n):
+                yield f"chunk-{i}\n"
+                await asyncio.sleep(delay)
+
+        return StreamingResponse(gen(), media_type="text/plain")
+
+
+class Item(BaseModel):
+    name: str
+    price: float
+
+
+api = FastAPI()
+
+
+@serve.deployment
+@serve.ingress(api)
+class Shop:
+    def __init__(self, tax: float = 0.1):
+        self.tax = tax
+
+    @api.get("/items/{item_id}")
+    def read(self, item_id: int, q: str | None = None):
+        return {"item_id": item_id, "q": q}
+
+    @api.post("/items")
+    def create(self, item: Item):
+        return {"name": item.name, "total": round(item.price * (1 + self.tax), 2)}
+
+
+@serve.deployment(user_config={"weight": 1})
+class Weighted:
+    def __init__(self):
+        self.weight = None
+        self.reconfigures = 0
+
+    def reconfigure(self, config):
+        self.weight = config["weight"]
+        self.reconfigures += 1
+
+    def __call__(self, request: Request):
+        return {"weight": self.weight, "reconfigures": self.reconfigures, "pid": os.getpid()}
+
+
+@serve.deployment(health_check_period_s=0.5, health_check_timeout_s=2)
+class Flaky:
+    def __init__(self):
+        self.healthy = True
+
+    def make_unhealthy(self):
+        self.healthy = False
+        return os.getpid()
+
+    def check_health(self):
+        if not self.healthy:
+            raise RuntimeError("unhealthy on purpose")
+
+    def __call__(self, request: Request):
+        return os.getpid()
+
+
+@serve.deployment(graceful_shutdown_timeout_s=10, graceful_shutdown_wait_loop_s=0.1)
+class Draining:
+    async def __call__(self, request: Request):
+        await asyncio.sleep(float(request.query_params.get("s", "1.5")))
+        return "finished"
+
+
+@serve.deployment
+class Broken:
+    def __init__(self):
+        raise RuntimeError("cannot load weights")
+
+
+@serve.deployment
+class Batcher:
+    def __init__(self):
+        self.sizes = []
+
+    @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.1)
+    async def triple(self, xs):
+        self.sizes.append(len(xs))
+        return [x * 3 for x in xs]
+
+    async def __call__(self, request: Request):
+        return await self.triple(int(request.query_params["x"]))
+
+    def batch_sizes(self):
+        return self.sizes
+
+
+@serve.deployment
+class Adder:
+    def __init__(self, k: int):
+        self.k = k
+
+    def __call__(self, x: int) -> int:
+        return x + self.k
+
+
+@serve.deployment
+class Multiplier:
+    def __init__(self, k: int):
+        self.k = k
+
+    def __call__(self, x: int) -> int:
+        return x * self.k
+
+
+@serve.deployment
+class Graph:
+    """Chaining, fan-out, dynamic dispatch and passing responses along."""
+
+    def __init__(self, add, mul, by_name):
+        self.add, self.mul, self.by_name = add, mul, by_name
+
+    async def chain(self, x: int) -> int:
+        return await self.mul.remote(self.add.remote(x))  # response passed unresolved
+
+    async def fanout(self, x: int) -> list:
+        return list(await asyncio.gather(self.add.remote(x), self.mul.remote(x)))
+
+    async def dispatch(self, name: str, x: int) -> int:
+        return await self.by_name[name].remote(x)
+
+    def sync_chain(self, x: int) -> int:
+        return self.mul.remote(self.add.remote(x)).result()
+
+    async def __call__(self, request: Request):
+        x = int(request.query_params.get("x", "1"))
+        return {"chain": await self.chain(x), "fanout": await self.fanout(x)}
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0, "num_gpus": 0.5}, num_replicas=2)
+class HalfGpu:
+    def __call__(self, request: Request):
+        import ray
+
+        return {"gpus": ray.get_gpu_ids(), "pid": os.getpid()}
+
+
+@serve.deployment(max_ongoing_requests=100)
+class Noop:
+    async def __call__(self, request: Request):
+        return "ok"
+
+    async def pid(self):
+        return os.getpid()
+
+
+@serve.deployment
+class Slow:
+    async def __call__(self, request: Request):
+        await asyncio.sleep(10)
+        return "late"
+
+
+def slow_start_app():
+    return Counter.bind()
+
+
+def now():
+    return time.time()

@@ -1,0 +1,53 @@
+"""One real Ray cluster for the whole tier; serve_core listens on PORT so Ray Serve
+can use its default 8000 in the compatibility tests."""
+
+import os
+
+import pytest
+import ray
+import requests
+
+import serve_core as serve
+
+PORT = 8100
+BASE = f"http://127.0.0.1:{PORT}"
+REQUEST_TIMEOUT_S = 3.0
+MAX_BODY = 1024 * 1024
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    # Logical CPUs and GPUs: placement is what we test, not speed.
+    ray.init(num_cpus=16, num_gpus=2, namespace="serve_core", log_to_driver=bool(os.environ.get("SERVE_CORE_TEST_LOGS")))
+    yield
+    try:
+        serve.shutdown()
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def serve_instance(ray_cluster):
+    serve.start(http_options={"port": PORT, "request_timeout_s": REQUEST_TIMEOUT_S, "max_body_bytes": MAX_BODY})
+    yield BASE
+
+
+@pytest.fixture
+def serve_core_app(serve_instance):
+    """serve_core running; every application a test deployed is deleted after it."""
+    yield serve_instance
+    for name in list(serve.status().applications):
+        serve.delete(name)
+
+
+def get(path, **kw):
+    return requests.get(BASE + path, timeout=kw.pop("timeout", 10), **kw)
+
+
+def post(path, **kw):
+    return requests.post(BASE + path, timeout=kw.pop("timeout", 10), **kw)
