@@ -236,8 +236,8 @@ class Controller:
                 raise
             except Exception as e:
                 metrics.child(metrics.HEALTH_FAILURES, dep.app, dep.name).inc()
-                log.warning("replica %s of %s failed its health check: %s", rec.replica_id, dep, e)
-                self._lost(dep, rec, "unhealthy")
+                log.warning("replica %s of %s failed its health check, replacing it: %s", rec.replica_id, dep, e)
+                self._stop_replica(dep, rec)  # drained like any other; plan() starts a replacement
                 return
 
     def _lost(self, dep: DeploymentID, rec: ds.ReplicaRecord, why: str) -> None:
@@ -248,8 +248,6 @@ class Controller:
         for t in rec.tasks:
             if t is not asyncio.current_task():
                 t.cancel()
-        if why != "died":
-            cluster.kill(rec.handle)
         log.warning("replica %s of %s %s; replacing it", rec.replica_id, dep, why)
         self._publish()
         self._checkpoint()
@@ -258,7 +256,8 @@ class Controller:
         was_running = rec.state == ReplicaState.RUNNING
         rec.state = ReplicaState.STOPPING
         for t in rec.tasks:
-            t.cancel()
+            if t is not asyncio.current_task():
+                t.cancel()
         self._publish()  # callers stop sending before the drain starts
         target = self.targets.get(dep)
         opts = target.opts if target else None
@@ -288,8 +287,8 @@ class Controller:
                 await rec.handle.reconfigure.remote(target.opts.user_config)
                 rec.config_version = cfg
             except Exception as e:
-                log.warning("reconfigure of %s failed: %s", rec.replica_id, e)
-                self._lost(dep, rec, "failed reconfigure")
+                log.warning("reconfigure of %s failed, replacing it: %s", rec.replica_id, e)
+                self._stop_replica(dep, rec)
             finally:
                 rec._reconfiguring = None  # type: ignore[attr-defined]
             self._checkpoint()

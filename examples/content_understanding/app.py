@@ -4,7 +4,7 @@
                          \\-> quality/safety checks, fanned out in parallel
 
 Every step is its own deployment with a fractional CPU so the whole graph fits
-on a 2-core machine. Run with: ``serve run examples.content_understanding.app:app``.
+on a 2-core machine. See README.md for how to run it.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import binascii
 from typing import Any
 
 import numpy as np
-import serve_core as serve
 import torch
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+import serve_core as serve
 
 from .imaging import decode_png, pixels_to_image, synthetic_image
 from .models import CATEGORIES, LABELS, build_model, preprocess, top1
@@ -33,6 +34,12 @@ class Downloader:
     """Turns the request's image reference into pixels. Never touches the network."""
 
     def fetch(self, payload: dict[str, Any]) -> np.ndarray:
+        try:
+            return self._decode(payload)
+        except TypeError as exc:  # e.g. {"seed": null}: still the client's fault
+            raise ValueError(str(exc)) from exc
+
+    def _decode(self, payload: dict[str, Any]) -> np.ndarray:
         if "seed" in payload:
             return synthetic_image(int(payload["seed"]))
         if "pixels" in payload:
@@ -136,9 +143,7 @@ class ContentPipeline:
         except ValueError:
             return JSONResponse({"error": "body must be JSON"}, status_code=400)
         if not isinstance(payload, dict) or sum(key in payload for key in SOURCES) != 1:
-            return JSONResponse(
-                {"error": f"body must have exactly one of {list(SOURCES)}"}, status_code=400
-            )
+            return JSONResponse({"error": f"body must have exactly one of {list(SOURCES)}"}, status_code=400)
         try:
             return await self.analyze(payload)
         except ValueError:

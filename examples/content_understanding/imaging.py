@@ -93,12 +93,7 @@ def encode_png(image: np.ndarray) -> bytes:
 
     scanlines = b"".join(b"\x00" + image[y].tobytes() for y in range(height))
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        PNG_SIGNATURE
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(scanlines))
-        + chunk(b"IEND", b"")
-    )
+    return PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(scanlines)) + chunk(b"IEND", b"")
 
 
 def pixels_to_image(pixels: list) -> np.ndarray:

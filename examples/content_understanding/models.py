@@ -26,6 +26,9 @@ CALIBRATION_SEEDS = range(1000, 1064)
 class TinyCNN(nn.Module):
     """conv -> pool -> conv -> global average pool -> linear."""
 
+    logit_mean: torch.Tensor
+    logit_std: torch.Tensor
+
     def __init__(self, num_outputs: int) -> None:
         super().__init__()
         self.features = nn.Sequential(
@@ -57,9 +60,7 @@ class TinyCNN(nn.Module):
 def preprocess(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, 32, 32) float32 scaled to [-1, 1]."""
     x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
-    x = nn.functional.interpolate(
-        x[None], size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False
-    )[0]
+    x = nn.functional.interpolate(x[None], size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False)[0]
     return x / 127.5 - 1.0
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import serve_core as serve
 from starlette.requests import Request
+
+import serve_core as serve
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1})

@@ -14,13 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import serve_core as serve
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+import serve_core as serve
 
 NUM_FEATURES = 4
 
@@ -40,9 +41,9 @@ class SklearnClassifier:
             n_redundant=0,
             random_state=0,
         )
-        self.model = Pipeline(
-            [("scale", StandardScaler()), ("clf", LogisticRegression(random_state=0))]
-        ).fit(features, labels)
+        self.model = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(random_state=0))]).fit(
+            features, labels
+        )
 
     def _predict(self, rows: list[list[float]]) -> tuple[list[int], list[list[float]]]:
         matrix = np.asarray(rows, dtype=np.float64)
@@ -64,10 +65,7 @@ class SklearnClassifier:
         # Callers send one row each; concurrent calls arrive here as one matrix,
         # so a single vectorised predict serves up to 8 requests.
         predictions, probabilities = self._predict(rows)
-        return [
-            {"prediction": p, "probabilities": probs}
-            for p, probs in zip(predictions, probabilities)
-        ]
+        return [{"prediction": p, "probabilities": probs} for p, probs in zip(predictions, probabilities, strict=True)]
 
 
 app = SklearnClassifier.bind()

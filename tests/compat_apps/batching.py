@@ -1,4 +1,5 @@
 from ray import serve
+# ruff: noqa: I001 -- the line above must stay first: the harness swaps it for serve_core.
 
 import asyncio
 
@@ -33,6 +34,7 @@ app = Doubler.bind()
 
 ROUTE_PREFIX = "/"
 
+# fmt: off
 PROBES = [
     {"kind": "http", "method": "POST", "path": "/", "json": {"values": list(range(10))}, "params": None},
     {"kind": "http", "method": "POST", "path": "/", "json": {"values": [7, 8, 9]}, "params": None},
@@ -41,3 +43,4 @@ PROBES = [
     {"kind": "handle", "method_name": "double", "args": [21]},
     {"kind": "handle", "method_name": "get_batch_sizes", "args": []},
 ]
+# fmt: on

@@ -1,4 +1,5 @@
 from ray import serve
+# ruff: noqa: I001 -- the line above must stay first: the harness swaps it for serve_core.
 
 import asyncio
 
@@ -68,6 +69,7 @@ app = Combiner.bind(Adder.bind(1), Multiplier.bind(3))
 
 ROUTE_PREFIX = "/"
 
+# fmt: off
 PROBES = [
     {"kind": "http", "method": "POST", "path": "/", "json": {"x": 4}, "params": {"mode": "chain"}},
     {"kind": "http", "method": "POST", "path": "/", "json": {"x": 4}, "params": {"mode": "fanout"}},
@@ -80,3 +82,4 @@ PROBES = [
     {"kind": "handle", "method_name": "pick", "args": [8]},
     {"kind": "handle", "method_name": "describe", "args": []},
 ]
+# fmt: on

@@ -1,4 +1,5 @@
 from ray import serve
+# ruff: noqa: I001 -- the line above must stay first: the harness swaps it for serve_core.
 
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
@@ -41,6 +42,7 @@ app = Shop.bind("EUR")
 
 ROUTE_PREFIX = "/shop"
 
+# fmt: off
 PROBES = [
     {"kind": "http", "method": "GET", "path": "/", "json": None, "params": None},
     {"kind": "http", "method": "GET", "path": "/items/1", "json": None, "params": {"q": "fresh", "verbose": "true"}},
@@ -59,3 +61,4 @@ PROBES = [
     # Ingress methods stay callable as normal methods through a handle.
     {"kind": "handle", "method_name": "get_item", "args": [2]},
 ]
+# fmt: on

@@ -1,4 +1,5 @@
 from ray import serve
+# ruff: noqa: I001 -- the line above must stay first: the harness swaps it for serve_core.
 
 from starlette.requests import Request
 
@@ -20,6 +21,7 @@ app = greet.bind()
 
 ROUTE_PREFIX = "/greet"
 
+# fmt: off
 PROBES = [
     {"kind": "http", "method": "GET", "path": "/", "json": None, "params": None},
     # "" hits the bare prefix ("/greet", no trailing slash).
@@ -29,3 +31,4 @@ PROBES = [
     {"kind": "http", "method": "GET", "path": "/", "json": None, "params": {"name": "bob", "tag": ["a", "b"]}},
     {"kind": "http", "method": "POST", "path": "/", "json": {"ignored": True}, "params": {"name": "eve"}},
 ]
+# fmt: on

@@ -1,4 +1,5 @@
 from ray import serve
+# ruff: noqa: I001 -- the line above must stay first: the harness swaps it for serve_core.
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -41,6 +42,7 @@ app = Responder.bind()
 
 ROUTE_PREFIX = "/"
 
+# fmt: off
 PROBES = [
     {"kind": "http", "method": "GET", "path": "/", "json": None, "params": {"kind": "dict"}},
     {"kind": "http", "method": "GET", "path": "/", "json": None, "params": {"kind": "list"}},
@@ -58,3 +60,4 @@ PROBES = [
     {"kind": "handle", "method_name": "add", "args": [1]},
     {"kind": "handle", "method_name": "add", "args": [1, 2]},
 ]
+# fmt: on

@@ -1,4 +1,5 @@
 from ray import serve
+# ruff: noqa: I001 -- the line above must stay first: the harness swaps it for serve_core.
 
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
@@ -30,6 +31,7 @@ app = Streamer.bind()
 
 ROUTE_PREFIX = "/stream"
 
+# fmt: off
 PROBES = [
     {"kind": "http", "method": "GET", "path": "/", "json": None, "params": {"n": "4"}},
     {"kind": "http", "method": "GET", "path": "/", "json": None, "params": None},
@@ -37,3 +39,4 @@ PROBES = [
     {"kind": "handle", "method_name": "words", "args": [3], "stream": True},
     {"kind": "handle", "method_name": "numbers", "args": [0], "stream": True},
 ]
+# fmt: on

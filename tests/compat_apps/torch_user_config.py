@@ -1,4 +1,5 @@
 from ray import serve
+# ruff: noqa: I001 -- the line above must stay first: the harness swaps it for serve_core.
 
 import os
 
@@ -52,6 +53,7 @@ UPDATED_APP = ScaledLinear.options(user_config=NEW_USER_CONFIG).bind()
 
 ROUTE_PREFIX = "/model"
 
+# fmt: off
 PROBES = [
     {"kind": "http", "method": "POST", "path": "/", "json": {"x": [1.0, 2.0, 3.0]}, "params": None},
     {"kind": "handle", "method_name": "predict", "args": [[1.0, 1.0, 1.0]]},
@@ -60,5 +62,6 @@ PROBES = [
     {"kind": "http", "method": "GET", "path": "/", "json": None, "params": None, "compare": "keys"},
     {"kind": "handle", "method_name": "info", "args": [], "compare": "keys"},
 ]
+# fmt: on
 
 UPDATED_PROBES = PROBES

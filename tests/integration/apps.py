@@ -147,7 +147,7 @@ class Flaky:
         if not self.healthy:
             raise RuntimeError("unhealthy on purpose")
 
-    def __call__(self, request: Request):
+    def __call__(self, request: Request = None):
         return os.getpid()
 
 

@@ -1,0 +1,92 @@
+"""Python handles: calls, methods, options, streaming, composition, errors."""
+
+import asyncio
+
+import pytest
+
+import serve_core as serve
+from serve_core.errors import NotFoundError, RequestTimeoutError
+from tests.integration import apps
+from tests.integration.conftest import get
+
+
+def graph():
+    add, mul = apps.Adder.bind(1), apps.Multiplier.bind(10)
+    return apps.Graph.bind(add, mul, {"add": add, "mul": mul})
+
+
+def test_handle_calls_methods_and_options(serve_core_app):
+    h = serve.run(apps.Counter.bind(5), name="c", route_prefix=None)
+    assert h.add.remote(2).result() == 7
+    assert h.options(method_name="add").remote(3).result() == 8
+    assert isinstance(h.pid.remote().result(), int)
+
+
+def test_user_exception_keeps_its_type(serve_core_app):
+    h = serve.run(apps.Counter.bind(), name="c", route_prefix=None)
+    with pytest.raises(ValueError, match="bad input") as e:
+        h.fail.remote("bad input").result()
+    assert "ValueError" in str(e.value.__cause__)  # the remote traceback rides along
+
+
+def test_result_timeout(serve_core_app):
+    h = serve.run(apps.Counter.bind(), name="c", route_prefix=None)
+    with pytest.raises(RequestTimeoutError):
+        h.slow.remote(2).result(timeout_s=0.3)
+
+
+def test_streaming_generator_method(serve_core_app):
+    h = serve.run(apps.Counter.bind(), name="c", route_prefix=None)
+    assert list(h.options(stream=True).numbers.remote(5)) == [0, 1, 2, 3, 4]
+
+    async def consume():
+        return [x async for x in h.options(stream=True, method_name="numbers").remote(3)]
+
+    assert asyncio.run(consume()) == [0, 1, 2]
+
+
+def test_composition_chain_fanout_dispatch(serve_core_app):
+    h = serve.run(graph(), name="g", route_prefix="/g")
+    assert h.chain.remote(2).result() == 30  # (2 + 1) * 10
+    assert h.fanout.remote(2).result() == [3, 20]
+    assert h.dispatch.remote("add", 5).result() == 6
+    assert h.dispatch.remote("mul", 5).result() == 50
+    assert h.sync_chain.remote(1).result() == 20  # .result() inside a sync method
+    assert get("/g?x=3").json() == {"chain": 40, "fanout": [4, 30]}
+
+
+def test_driver_passes_responses_along(serve_core_app):
+    serve.run(graph(), name="g", route_prefix=None)
+    add = serve.get_deployment_handle("Adder", "g")
+    mul = serve.get_deployment_handle("Multiplier", "g")
+    assert mul.remote(add.remote(4)).result() == 50
+
+
+def test_await_from_async_driver_code(serve_core_app):
+    h = serve.run(apps.Counter.bind(1), name="c", route_prefix=None)
+
+    async def main():
+        return await asyncio.gather(*(h.add.remote(i) for i in range(20)))
+
+    assert asyncio.run(main()) == [i + 1 for i in range(20)]
+
+
+def test_app_and_deployment_handles_by_name(serve_core_app):
+    serve.run(graph(), name="g", route_prefix=None)
+    assert serve.get_app_handle("g").chain.remote(0).result() == 10
+    with pytest.raises(NotFoundError) as e:
+        serve.get_app_handle("nope")
+    assert "g" in str(e.value)
+    with pytest.raises(NotFoundError):
+        serve.get_deployment_handle("Nope", "g")
+
+
+def test_handles_spread_over_replicas(serve_core_app):
+    h = serve.run(apps.Counter.options(num_replicas=3).bind(), name="c", route_prefix=None)
+
+    async def main():
+        return await asyncio.gather(*(h.slow.remote(0.05) for _ in range(30)))
+
+    asyncio.run(main())
+    pids = {h.pid.remote().result() for _ in range(60)}
+    assert len(pids) == 3
