@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from serve_core import wire
 
@@ -114,8 +115,6 @@ class FrameSink:
 
 
 def is_asgi_response(obj: Any) -> bool:
-    from starlette.responses import Response
-
     return isinstance(obj, Response)
 
 

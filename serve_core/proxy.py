@@ -10,6 +10,7 @@ replica died holding a non-idempotent request.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -45,6 +46,8 @@ class ProxyApp:
         self.routes: list[tuple[str, str, DeploymentID]] = []
         self.draining = False
         self.ongoing = 0
+        self.id_prefix = uuid.uuid4().hex[:12] + "-"  # request ids: unique per proxy, cheap per request
+        self.ids = itertools.count()
         ctx.listeners.append(self.on_snapshot)
         ctx.start_watch()
 
@@ -107,7 +110,7 @@ class ProxyApp:
     async def forward(self, scope: dict[str, Any], receive: Any, send: Send, route: tuple[str, str, DeploymentID]) -> int:
         prefix, _, dep = route
         try:
-            body = await asyncio.wait_for(self.read_body(scope, receive), self.body_timeout_s)
+            body = await self.read_body(scope, receive)
         except _TooLarge:
             return await _reply(send, 413, {
                 "error": "PayloadTooLarge",
@@ -117,7 +120,7 @@ class ProxyApp:
             return await _reply(send, 408, {"error": "RequestTimeout", "message": f"body not received within {self.body_timeout_s}s"})
         headers = dict(scope.get("headers", ()))
         meta = {
-            "request_id": headers.get(b"x-request-id", b"").decode() or uuid.uuid4().hex,
+            "request_id": headers.get(b"x-request-id", b"").decode() or f"{self.id_prefix}{next(self.ids)}",
             "model_id": headers.get(b"serve_multiplexed_model_id", b"").decode(),
             "route": prefix,
         }
@@ -148,10 +151,17 @@ class ProxyApp:
         for k, v in scope.get("headers", ()):
             if k == b"content-length" and v.isdigit() and int(v) > self.max_body:
                 raise _TooLarge
+        first = await receive()  # usually the whole body, already buffered
+        if first["type"] == "http.request" and not first.get("more_body", False):
+            if len(first.get("body", b"")) > self.max_body:
+                raise _TooLarge
+            return first.get("body", b"")
+        return await asyncio.wait_for(self._read_rest(receive, first), self.body_timeout_s)
+
+    async def _read_rest(self, receive: Any, msg: dict[str, Any]) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:
-            msg = await receive()
             if msg["type"] == "http.disconnect":
                 raise asyncio.CancelledError
             data = msg.get("body", b"")
@@ -161,6 +171,7 @@ class ProxyApp:
             chunks.append(data)
             if not msg.get("more_body", False):
                 return b"".join(chunks)
+            msg = await receive()
 
     async def _exchange(self, router: Any, request: dict[str, Any], body: bytes, meta: dict[str, Any], idempotent: bool, send: Send) -> int:
         try:
@@ -174,6 +185,8 @@ class ProxyApp:
         op = first[0]
         if op == wire.HTTP:
             _, _, status, headers, data, _ = first
+            if not any(h[0] == b"content-length" for h in headers):
+                headers.append((b"content-length", b"%d" % len(data)))
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": data})
             return int(status)

@@ -5,21 +5,27 @@ line for ``import serve_core as serve``. Every module defines:
 
 * ``app``: an Application (from ``.bind()``).
 * ``ROUTE_PREFIX``: optional, defaults to ``"/"``; pass to ``serve.run``.
-* ``PROBES``: a list of dicts, executed in order against the running app:
+* ``PROBES``: a list of dicts, executed in order against the running app (order
+  matters: e.g. ``batching`` reports the batch sizes seen so far):
 
   - ``{"kind": "http", "method": "GET" | "POST", "path": "/...",
-    "json": <body or None>, "params": <query dict or None>}``.
-    ``path`` is relative to ``ROUTE_PREFIX``. Optional ``"expect_status"``
-    (default 200) and ``"data"`` (raw body bytes/str, sent instead of json).
+    "json": <body or None>, "params": <query dict or None>}``. The URL is
+    ``ROUTE_PREFIX.rstrip("/") + path`` (so ``path=""`` hits the bare prefix).
+    Optional: ``"expect_status"`` (default 200) and ``"data"`` (a raw str body,
+    sent instead of ``json``).
   - ``{"kind": "handle", "method_name": "...", "args": [...]}`` on the handle
-    returned by ``serve.run``; ``method_name`` ``"__call__"`` means
-    ``handle.remote(*args)``. Optional ``"stream": True`` means
-    ``handle.options(stream=True).<method>.remote(*args)`` and collecting the
+    returned by ``serve.run``: ``getattr(handle, method_name).remote(*args)``.
+    Optional ``"stream": True``: call
+    ``handle.options(stream=True).<method_name>.remote(*args)`` and collect the
     yielded items into a list.
 
-  Optional ``"compare"`` says how to compare with Ray Serve's answer:
-  ``"exact"`` (default), ``"status"`` (status code only) or ``"keys"`` (status
-  code + the top-level JSON keys), for answers such as PIDs or OpenAPI documents.
+  Optional ``"compare"`` says how to compare with Ray Serve's answer: ``"exact"``
+  (default), ``"status"`` (status code only) or ``"keys"`` (status code and the
+  top-level JSON keys), for answers holding PIDs or large documents.
 
-Ray Serve's answers are recorded in ``ray_serve_answers.json``.
+``torch_user_config`` also defines ``NEW_USER_CONFIG``, ``DEPLOYMENT_NAME``,
+``UPDATED_APP`` and ``UPDATED_PROBES`` (see that module).
+
+``ray_serve_answers.json`` holds the answers real Ray Serve 2.60.0 gave to every
+probe, with exact HTTP bodies (``raw``), content types and streamed chunks.
 """

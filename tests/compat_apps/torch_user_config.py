@@ -18,8 +18,7 @@ class ScaledLinear:
         self.reconfigure_calls = 0
 
     def reconfigure(self, config: dict) -> None:
-        # Called after __init__ and again on every user_config update, without
-        # restarting the replica.
+        # Called right after __init__, and again on each in-place user_config update.
         self.scale = float(config["scale"])
         base = torch.tensor([[1.0, 0.0, -1.0], [0.5, 0.5, 0.5]])
         with torch.no_grad():
