@@ -50,7 +50,7 @@ def log(msg: str) -> None:
 
 
 def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def machine_info() -> dict:
@@ -111,7 +111,7 @@ def parse_wrk(out: str) -> dict:
     res["latency_ms"] = lat
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     sock = dict(zip(("connect", "read", "write", "timeout"),
-                    map(int, m.groups()) if m else (0, 0, 0, 0)))
+                    map(int, m.groups()) if m else (0, 0, 0, 0), strict=True))
     m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     res["errors"] = {"non_2xx_3xx": int(m.group(1)) if m else 0, "socket": sock,
                      "total": (int(m.group(1)) if m else 0) + sum(sock.values())}
@@ -137,7 +137,7 @@ def cpu_usage(before, after):
     """Machine-wide busy % and hypervisor steal % between two _cpu_times() samples."""
     if not before or not after:
         return None
-    d = [b - a for a, b in zip(before, after)]
+    d = [b - a for a, b in zip(before, after, strict=True)]
     total = sum(d) or 1
     idle, iowait, steal = d[3], d[4], d[7]
     return {"busy_pct": round(100 * (total - idle - iowait - steal) / total, 1),

@@ -234,6 +234,9 @@ def wait_running(controller: Any, name: str, timeout_s: float | None = None) -> 
                 return
             if app["status"] == "DEPLOY_FAILED":
                 raise DeploymentFailedError(name, app["message"])
+            failed = [p["message"] for p in st["proxies"].values() if p["state"] == "FAILED"]
+            if failed and app["status"] == "RUNNING":
+                raise DeploymentFailedError(name, f"the application runs but a proxy cannot start: {failed[0]}")
             summary = ", ".join(f"{d}: {v['status']} {v['replica_states']}" for d, v in app["deployments"].items())
             if summary != last:
                 log.info("application %s: %s", name, summary)
@@ -262,11 +265,11 @@ def shutdown() -> None:
     controller = _controller(create=False)
     if controller is None:
         return
+    caller.reset()
     try:
         _get(controller.graceful_shutdown.remote(), timeout=60)
     finally:
         cluster.kill(controller)
-        caller.reset()
 
 
 @dataclass

@@ -63,7 +63,8 @@ class CallerContext:
                     controller = await self.loop.run_in_executor(None, cluster.get_controller)
                     if controller is None:
                         raise LookupError("controller not found")
-                ref = controller.listen.remote(self.version, LISTEN_TIMEOUT_S)
+                # Not retried by Ray: this loop retries itself, and knows when to stop.
+                ref = controller.listen.options(max_task_retries=0).remote(self.version, LISTEN_TIMEOUT_S)
                 version, snapshot = await asyncio.wait_for(ref, LISTEN_TIMEOUT_S + 10)
                 self.controller_reachable = True
                 if version != self.version:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from typing import Any
 
 import ray
@@ -23,10 +24,24 @@ def connect(address: str | None = None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
+    _check_reachable(address)
     try:
         ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError) as e:
         raise ClusterUnavailableError(address or "local", str(e)) from e
+
+
+def _check_reachable(address: str | None) -> None:
+    """Fail in seconds, not minutes, when a host:port address has nothing listening."""
+    if not address or address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise ClusterUnavailableError(address, f"nothing answers there ({e.strerror or e})") from None
 
 
 def get_actor(name: str) -> Any | None:

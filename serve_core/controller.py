@@ -43,6 +43,7 @@ class Controller:
         self.failed: dict[DeploymentID, str] = {}
         self.start_failures: dict[DeploymentID, int] = {}
         self.proxies: dict[str, dict[str, Any]] = {}
+        self.proxy_errors: dict[str, str] = {}  # node -> why its last proxy failed
         self.version = 0
         self._changed = asyncio.Event()
         self._dirty = False
@@ -321,11 +322,15 @@ class Controller:
         try:
             p.update(await p["handle"].ready.remote())
             p["state"] = "HEALTHY"
+            self.proxy_errors.pop(node_id, None)
             await p["handle"].wait_until_dead.remote()
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            log.warning("proxy on node %s failed or died: %s", node_id[:8], e)
+            msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            if not self._stopping and self.proxy_errors.get(node_id) != msg:
+                log.warning("proxy on node %s failed or died: %s", node_id[:8], msg)
+            self.proxy_errors[node_id] = msg
         if self.proxies.get(node_id) is p:
             del self.proxies[node_id]  # the next node check starts a new one
             self._last_node_check = 0.0
@@ -443,6 +448,9 @@ class Controller:
                 "metrics_port": p.get("metrics_port", 0), "current": await self._proxy_current(p)}
             for n, p in self.proxies.items()
         }
+        for n, err in self.proxy_errors.items():
+            if proxies.get(n, {}).get("state") != "HEALTHY":
+                proxies[n] = {**proxies.get(n, {"host": "", "port": 0, "pid": 0, "metrics_port": 0}), "state": "FAILED", "message": err, "current": False}
         return {"applications": apps, "proxies": proxies, "controller": {"metrics_port": self.metrics_port}}
 
     async def _proxy_current(self, p: dict[str, Any]) -> bool:
@@ -470,6 +478,7 @@ class Controller:
         while self.targets and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         self._stopping = True
+        await asyncio.sleep(0)
         for p in self.proxies.values():
             cluster.kill(p["handle"])
         for recs in self.replicas.values():

@@ -140,5 +140,6 @@ class ClusterUnavailableError(ServeCoreError, ConnectionError):
     def __str__(self) -> str:
         return (
             f"cannot reach the cluster at {self.address!r}: {self.cause}. Start one with "
-            "`ray start --head` or pass --address"
+            "`ray start --head` or pass --address; a cluster with token authentication "
+            "(Ray's default) also needs RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN)"
         )

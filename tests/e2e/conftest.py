@@ -1,0 +1,67 @@
+"""A real Ray head started with `ray start --block` in a subprocess, driven by the
+`serve-core` command line as a user would."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker(pytest.mark.e2e)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli_env():
+    env = dict(os.environ)
+    env["RAY_AUTH_MODE"] = "token"  # Ray 2.60 heads use token auth; the token file is local
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def serve_core(*args, timeout=180, check=False):
+    """Run the serve-core console script; return the CompletedProcess."""
+    exe = os.path.join(os.path.dirname(sys.executable), "serve-core")
+    cmd = [exe] if os.path.exists(exe) else ["serve-core"]
+    p = subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout, env=cli_env(), cwd=REPO)
+    if check and p.returncode != 0:
+        raise AssertionError(f"serve-core {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory):
+    port, dash = free_port(), free_port()
+    log = open(tmp_path_factory.mktemp("ray") / "head.log", "w")
+    proc = subprocess.Popen(
+        ["ray", "start", "--head", "--block", f"--port={port}", f"--dashboard-port={dash}",
+         "--num-cpus=8", "--disable-usage-stats", "--include-dashboard=false"],
+        stdout=log, stderr=subprocess.STDOUT, env=cli_env(), cwd=REPO, start_new_session=True,
+    )
+    address = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    time.sleep(3)  # the raylet registers shortly after the GCS listens
+    yield address
+    serve_core("shutdown", "--address", address, timeout=60)
+    os.killpg(proc.pid, 15)  # --block stops the node's processes when it ends
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
