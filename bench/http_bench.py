@@ -483,7 +483,8 @@ def main(argv=None) -> int:
         f"backends: {', '.join(backends)}; {args.duration}s per measurement")
     # Workers' logs are not streamed to this process (keeps stderr readable and the
     # driver off the CPU); the deployments' own logging config stays the default.
-    ray.init(num_cpus=RAY_NUM_CPUS, include_dashboard=False, log_to_driver=False)
+    # address="local": always a fresh cluster, never one left on the machine by `ray start`
+    ray.init(address="local", num_cpus=RAY_NUM_CPUS, include_dashboard=False, log_to_driver=False)
     try:
         for name in backends:
             doc["backends"][name] = bench_backend(name, args, common)

@@ -25,7 +25,7 @@ def say(msg: str) -> None:
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     say("starting a local Ray cluster")
-    ray.init(num_cpus=8, namespace="serve_core", log_to_driver=False, logging_level=logging.WARNING)
+    ray.init(address="local", num_cpus=8, namespace="serve_core", log_to_driver=False, logging_level=logging.WARNING)
     try:
         serve.start(http_options={"port": PORT})
         from examples.content_understanding.app import app as pipeline

@@ -65,3 +65,7 @@ def ray_head(tmp_path_factory):
         proc.wait(30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, 9)
+    # `ray start` leaves this pointer behind; a later plain ray.init() would chase it.
+    pointer = "/tmp/ray/ray_current_cluster"
+    if os.path.exists(pointer) and open(pointer).read().strip().endswith(f":{port}"):
+        os.remove(pointer)

@@ -23,7 +23,7 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def ray_cluster():
     # Logical CPUs and GPUs: placement is what we test, not speed.
-    ray.init(num_cpus=16, num_gpus=2, namespace="serve_core", log_to_driver=bool(os.environ.get("SERVE_CORE_TEST_LOGS")))
+    ray.init(address="local", num_cpus=16, num_gpus=2, namespace="serve_core", log_to_driver=bool(os.environ.get("SERVE_CORE_TEST_LOGS")))
     yield
     try:
         serve.shutdown()
