@@ -111,8 +111,17 @@ def kill(handle: Any) -> None:
         log.debug("kill: %s", e)
 
 
+PROXY_PORT_LABEL = "serve-core/proxy-port"
+PROXY_HOST_LABEL = "serve-core/proxy-host"
+
+
 def alive_nodes() -> list[dict[str, Any]]:
-    """Alive nodes as {node_id, ip, is_head}."""
+    """Alive nodes as {node_id, ip, is_head, labels}.
+
+    Nodes sharing one address (several on one machine) set the node labels
+    ``serve-core/proxy-port`` (and optionally ``serve-core/proxy-host``) to give their
+    proxy its own port: ``ray start --labels='{"serve-core/proxy-port": "8001"}'``.
+    """
     out = []
     for n in ray.nodes():
         if n.get("Alive") or n.get("alive"):
@@ -120,6 +129,7 @@ def alive_nodes() -> list[dict[str, Any]]:
                 "node_id": n["NodeID"],
                 "ip": n["NodeManagerAddress"],
                 "is_head": "node:__internal_head__" in n.get("Resources", {}),
+                "labels": dict(n.get("Labels") or {}),
             })
     return out
 

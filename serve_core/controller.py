@@ -312,7 +312,13 @@ class Controller:
         for n in nodes:
             if n["node_id"] not in self.proxies:
                 name = f"SERVE_CORE_PROXY:{n['node_id'][:16]}"
-                handle = cluster.get_actor(name) or cluster.start_proxy(name, n["node_id"], self.http_options)
+                opts = dict(self.http_options)
+                labels = n.get("labels", {})
+                if cluster.PROXY_PORT_LABEL in labels:
+                    opts["port"] = int(labels[cluster.PROXY_PORT_LABEL])
+                if cluster.PROXY_HOST_LABEL in labels:
+                    opts["host"] = labels[cluster.PROXY_HOST_LABEL]
+                handle = cluster.get_actor(name) or cluster.start_proxy(name, n["node_id"], opts)
                 self.proxies[n["node_id"]] = {"name": name, "handle": handle, "state": "STARTING", "ip": n["ip"]}
                 asyncio.get_event_loop().create_task(self._proxy_ready(n["node_id"]))
                 self._checkpoint()
