@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 from starlette.requests import Request
@@ -88,7 +88,7 @@ class FrameSink:
         self.streaming = False
         self.done = False
 
-    async def __call__(self, message: Message) -> None:
+    async def __call__(self, message: MutableMapping[str, Any]) -> None:
         kind = message["type"]
         if kind == "http.response.start":
             self.status = message["status"]
@@ -122,13 +122,13 @@ def _walk_routes(router: Any, prefix: str = "") -> Iterator[tuple[Any, Any, str]
     from fastapi.routing import APIRoute, APIWebSocketRoute
 
     try:
-        from fastapi.routing import _IncludedRouter
+        from fastapi.routing import _IncludedRouter as included
     except ImportError:  # older FastAPI flattens included routers
-        _IncludedRouter = ()  # type: ignore[assignment,misc]
+        included = None  # type: ignore[misc,assignment]
     for route in router.routes:
         if isinstance(route, (APIRoute, APIWebSocketRoute)):
             yield route, router, prefix
-        elif _IncludedRouter and isinstance(route, _IncludedRouter):
+        elif included is not None and isinstance(route, included):
             yield from _walk_routes(route.original_router, prefix + route.include_context.prefix)
 
 

@@ -41,7 +41,7 @@ class _BatchQueue:
                     break
                 try:
                     batch.append(await asyncio.wait_for(self.items.get(), left))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
             batch = [(i, f) for i, f in batch if not f.cancelled()]
             if batch:
@@ -55,7 +55,7 @@ class _BatchQueue:
                     f"batched method {self.name} must return a list with one result per "
                     f"input; got {type(results).__name__} for {len(batch)} inputs"
                 )
-            for (_, fut), result in zip(batch, results):
+            for (_, fut), result in zip(batch, results, strict=True):
                 if not fut.done():
                     fut.set_result(result)
         except Exception as e:

@@ -24,7 +24,7 @@ class RequestContext:
 
 _replica: ReplicaContext | None = None
 request_context: contextvars.ContextVar[RequestContext] = contextvars.ContextVar(
-    "serve_core_request", default=RequestContext()
+    "serve_core_request", default=RequestContext()  # noqa: B039 - frozen, immutable
 )
 
 

@@ -19,7 +19,12 @@ from typing import Any
 from serve_core import cluster, metrics
 from serve_core import deployment_state as ds
 from serve_core.ids import (
-    CHECKPOINT_KEY, ApplicationStatus, DeploymentID, DeploymentStatus, ReplicaAddress, ReplicaState,
+    CHECKPOINT_KEY,
+    ApplicationStatus,
+    DeploymentID,
+    DeploymentStatus,
+    ReplicaAddress,
+    ReplicaState,
 )
 
 log = logging.getLogger("serve_core.controller")
@@ -386,7 +391,7 @@ class Controller:
         if version == self.version:
             try:
                 await asyncio.wait_for(self._changed.wait(), timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return self.version, self.snapshot()
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from serve_core import caller, wire
-from serve_core.errors import RequestTimeoutError, ReplicaDiedError, ServeCoreError
+from serve_core.errors import ReplicaDiedError, RequestTimeoutError, ServeCoreError
 from serve_core.ids import DeploymentID
 from serve_core.router import LOST, TERMINAL, Router
 
@@ -36,7 +36,7 @@ class DeploymentHandle:
     ) -> None:
         self.deployment_name = deployment_name
         self.app_name = app_name
-        self._opts = {
+        self._opts: dict[str, Any] = {
             "method_name": method_name, "stream": stream,
             "multiplexed_model_id": multiplexed_model_id, "idempotent": idempotent,
         }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
 @dataclass(frozen=True, order=True)
@@ -33,20 +33,20 @@ class ReplicaAddress:
     node_id: str = ""
 
 
-class ReplicaState(str, Enum):
+class ReplicaState(StrEnum):
     STARTING = "STARTING"
     RUNNING = "RUNNING"
     STOPPING = "STOPPING"
 
 
-class DeploymentStatus(str, Enum):
+class DeploymentStatus(StrEnum):
     UPDATING = "UPDATING"
     HEALTHY = "HEALTHY"
     UNHEALTHY = "UNHEALTHY"
     DEPLOY_FAILED = "DEPLOY_FAILED"
 
 
-class ApplicationStatus(str, Enum):
+class ApplicationStatus(StrEnum):
     NOT_STARTED = "NOT_STARTED"
     DEPLOYING = "DEPLOYING"
     RUNNING = "RUNNING"

@@ -24,7 +24,6 @@ from serve_core import asgi, caller, metrics, wire
 from serve_core.errors import BackPressureError, NoReplicasError, RequestTimeoutError, ServeCoreError
 from serve_core.ids import DeploymentID
 from serve_core.loop_thread import LoopThread
-from serve_core.router import LOST, TERMINAL
 
 log = logging.getLogger("serve_core.proxy")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -116,7 +115,7 @@ class ProxyApp:
                 "error": "PayloadTooLarge",
                 "message": f"request body is over max_body_bytes={self.max_body}; send less or raise http_options.max_body_bytes",
             })
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return await _reply(send, 408, {"error": "RequestTimeout", "message": f"body not received within {self.body_timeout_s}s"})
         headers = dict(scope.get("headers", ()))
         meta = {

@@ -96,7 +96,7 @@ class ReplicaConn:
         proto = wire.FrameProtocol(self._on_frame, self._on_lost)
         try:
             await asyncio.wait_for(loop.create_connection(lambda: proto, self.addr.host, self.addr.port), 5.0)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             self.down_until = time.monotonic() + RECONNECT_BACKOFF_S
             raise
         self.proto = proto
@@ -177,7 +177,7 @@ class Router:
             rid = next(_rids)
             try:
                 proto = await conn.ensure()
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 self.release(conn)
                 tried.add(conn.addr.replica_id)
                 self._retries["connect_failed"].inc()
@@ -261,7 +261,7 @@ class Router:
         self._queued_gauge.set(self.queued)
         try:
             await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             self.queued -= 1

@@ -40,8 +40,7 @@ class Counter:
         return s
 
     def numbers(self, n: int):
-        for i in range(n):
-            yield i
+        yield from range(n)
 
 
 @serve.deployment

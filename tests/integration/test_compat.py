@@ -75,7 +75,7 @@ def run_probes(backend, serve, module, base):
         handle = serve.run(module.UPDATED_APP, name="compat", route_prefix=prefix)
         updated = [probe(p, base, prefix, handle) for p in module.UPDATED_PROBES]
     serve.delete("compat")
-    for p, a in zip(module.PROBES, answers):
+    for p, a in zip(module.PROBES, answers, strict=True):
         if p["kind"] == "http":
             assert a["status"] == p.get("expect_status", 200), f"{backend}: {p} -> {a}"
     return answers, updated
@@ -95,9 +95,9 @@ def test_same_answers_as_ray_serve(name, ray_serve, serve_core_app):
     theirs, theirs_updated = run_probes("ray_serve", ray_serve, load(name, "ray_serve"), f"http://127.0.0.1:{RAY_SERVE_PORT}")
     module = load(name, "serve_core")
     ours, ours_updated = run_probes("serve_core", serve_core, module, BASE)
-    for p, a, b in zip(module.PROBES, theirs, ours):
+    for p, a, b in zip(module.PROBES, theirs, ours, strict=True):
         assert comparable(p, b) == comparable(p, a), f"probe {p}: Ray Serve {a} vs serve_core {b}"
-    for p, a, b in zip(getattr(module, "UPDATED_PROBES", []), theirs_updated, ours_updated):
+    for p, a, b in zip(getattr(module, "UPDATED_PROBES", []), theirs_updated, ours_updated, strict=True):
         assert comparable(p, b) == comparable(p, a), f"after update, probe {p}: Ray Serve {a} vs serve_core {b}"
 
 
