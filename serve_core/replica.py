@@ -47,6 +47,12 @@ class _Conn:
             task = self.tasks.get(msg[1])
             if task is not None:
                 task.cancel()
+        elif msg[0] == wire.UNREADABLE:
+            err = ServeCoreError(
+                f"replica of {self.server.dep.name!r} could not unpickle the request ({msg[2]}); "
+                "define argument classes in a module the replicas can import, or in the driver script"
+            )
+            self.proto.send((wire.ERROR, msg[1], (None, err), self.server.ongoing))
 
     def on_lost(self, exc: Exception | None) -> None:
         for task in list(self.tasks.values()):
@@ -193,16 +199,16 @@ class ReplicaServer:
             result = await self.invoke(self._method(method), args, kwargs)
             if stream:
                 async for item in _iterate(result, self):
-                    proto.send((wire.CHUNK, rid, item))
+                    proto.send((wire.CHUNK, rid, item), by_value=True)
                     await proto.drain()
                 proto.send((wire.END, rid, self.ongoing - 1))
             else:
-                proto.send((wire.RESULT, rid, result, self.ongoing - 1))
+                proto.send((wire.RESULT, rid, result, self.ongoing - 1), by_value=True)
             return "ok"
         except asyncio.CancelledError:
             raise
         except Exception as e:  # user code failed: the caller gets it with the traceback
-            proto.send((wire.ERROR, rid, self._exception(e), self.ongoing - 1))
+            proto.send((wire.ERROR, rid, self._exception(e), self.ongoing - 1), by_value=True)
             return "error"
 
     def _exception(self, e: Exception) -> tuple[Exception | None, ServeCoreError]:
@@ -241,7 +247,7 @@ class ReplicaServer:
         except Exception as e:
             log.warning("request failed in %s: %s", self.dep, e, exc_info=True)
             if sink.streaming:
-                proto.send((wire.ERROR, rid, self._exception(e), self.ongoing - 1))
+                proto.send((wire.ERROR, rid, self._exception(e), self.ongoing - 1), by_value=True)
             else:
                 status = e.http_status if isinstance(e, ServeCoreError) else 500
                 if isinstance(e, json.JSONDecodeError):

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from serve_core import metrics, wire
-from serve_core.errors import BackPressureError, NoReplicasError, ReplicaDiedError
+from serve_core.errors import BackPressureError, NoReplicasError, ReplicaDiedError, ServeCoreError
 from serve_core.ids import DeploymentID, ReplicaAddress
 
 LOST = -1  # synthetic frame: the connection closed before the request finished
@@ -102,6 +102,9 @@ class ReplicaConn:
         self.proto = proto
 
     def _on_frame(self, msg: tuple[Any, ...]) -> None:
+        if msg[0] == wire.UNREADABLE:
+            err = ServeCoreError(f"the reply of replica {self.addr.replica_id} could not be unpickled here: {msg[2]}")
+            msg = (wire.ERROR, msg[1], (None, err), 0)
         p = self.pending.get(msg[1])
         if p is not None:
             if msg[0] in TERMINAL:
@@ -188,7 +191,7 @@ class Router:
             pending = PendingCall()
             conn.pending[rid] = pending
             try:
-                proto.send((wire.REQ, rid, kind, method, args, kwargs, meta))
+                proto.send((wire.REQ, rid, kind, method, args, kwargs, meta), by_value=kind == wire.KIND_CALL)
                 first = await pending.next()
             except BaseException:
                 self.cancel(conn, rid)

@@ -1,7 +1,8 @@
 """Framing for the direct connections between callers and replicas.
 
-A frame is a 4-byte big-endian length and a pickled tuple whose first item names the
-message. Callers send ``REQ`` and ``CANCEL``; replicas answer with the rest. Every
+A frame is a 4-byte big-endian length, the 8-byte request id, and a pickled tuple
+whose first item names the message and whose second is that id again. The id travels
+outside the pickle so that a frame that cannot be unpickled still gets an answer. Callers send ``REQ`` and ``CANCEL``; replicas answer with the rest. Every
 answer carries the replica's ongoing count so callers learn its load for free.
 """
 
@@ -26,21 +27,27 @@ HTTP = 5  # (HTTP, rid, status, headers, body, ongoing): whole response in one f
 HTTP_START = 6  # (HTTP_START, rid, status, headers)
 CHUNK = 7  # (CHUNK, rid, data): a body chunk or a streamed item
 END = 8  # (END, rid, ongoing)
+UNREADABLE = 9  # (UNREADABLE, rid, error): made locally for a frame that did not unpickle
 
 KIND_CALL = "call"
 KIND_HTTP = "http"
 
-_LEN = struct.Struct(">I")
+_HEAD = struct.Struct(">IQ")
 MAX_FRAME = 1 << 30
 
 
-def encode(msg: tuple[Any, ...]) -> bytes:
-    try:
-        data = pickle.dumps(msg, protocol=5)
-    except (pickle.PicklingError, AttributeError, TypeError):
-        # Closures and classes defined in __main__ need pickling by value.
+def encode(msg: tuple[Any, ...], by_value: bool = False) -> bytes:
+    """``by_value`` for user objects: classes from ``__main__`` or a module the peer
+    cannot import must travel by value (cloudpickle); plain pickle is faster for
+    the proxy's own dicts and bytes."""
+    if by_value:
         data = cloudpickle.dumps(msg, protocol=5)
-    return _LEN.pack(len(data)) + data
+    else:
+        try:
+            data = pickle.dumps(msg, protocol=5)
+        except (pickle.PicklingError, AttributeError, TypeError):
+            data = cloudpickle.dumps(msg, protocol=5)
+    return _HEAD.pack(len(data), msg[1]) + data
 
 
 class FrameProtocol(asyncio.Protocol):
@@ -70,16 +77,20 @@ class FrameProtocol(asyncio.Protocol):
         buf += data
         pos = 0
         n = len(buf)
-        while n - pos >= 4:
-            (size,) = _LEN.unpack_from(buf, pos)
+        head = _HEAD.size
+        while n - pos >= head:
+            size, rid = _HEAD.unpack_from(buf, pos)
             if size > MAX_FRAME:
                 assert self.transport is not None
                 self.transport.close()
                 return
-            if n - pos - 4 < size:
+            if n - pos - head < size:
                 break
-            msg = pickle.loads(memoryview(buf)[pos + 4 : pos + 4 + size])
-            pos += 4 + size
+            try:
+                msg = pickle.loads(memoryview(buf)[pos + head : pos + head + size])
+            except Exception as e:  # e.g. a class the receiver cannot import
+                msg = (UNREADABLE, rid, f"{type(e).__name__}: {e}")
+            pos += head + size
             self._on_frame(msg)
         if pos:
             del buf[:pos]
@@ -90,9 +101,9 @@ class FrameProtocol(asyncio.Protocol):
             self._drained.set_result(None)
         self._on_lost(exc)
 
-    def send(self, msg: tuple[Any, ...]) -> None:
+    def send(self, msg: tuple[Any, ...], by_value: bool = False) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(encode(msg))
+            self.transport.write(encode(msg, by_value))
 
     def pause_writing(self) -> None:
         self._paused = True

@@ -252,3 +252,9 @@ def slow_start_app():
 
 def now():
     return time.time()
+
+
+@serve.deployment
+class Echo:
+    def __call__(self, value):
+        return value

@@ -90,3 +90,29 @@ def test_handles_spread_over_replicas(serve_core_app):
     asyncio.run(main())
     pids = {h.pid.remote().result() for _ in range(60)}
     assert len(pids) == 3
+
+
+def test_argument_the_replica_cannot_unpickle_is_a_clear_error(serve_core_app):
+    import sys
+    import types
+
+    from serve_core.errors import ServeCoreError
+
+    ghost = types.ModuleType("ghost_module_only_in_the_driver")
+    exec("class Thing:\n    pass\n", ghost.__dict__)
+    sys.modules[ghost.__name__] = ghost
+    h = serve.run(apps.Counter.bind(), name="c", route_prefix=None)
+    with pytest.raises(ServeCoreError, match="could not unpickle the request"):
+        h.add.remote(ghost.Thing()).result(timeout_s=10)
+    assert h.add.remote(1).result() == 1  # the connection is still fine
+
+
+def test_objects_from_the_driver_script_travel_by_value(serve_core_app):
+    import dataclasses
+
+    Point = dataclasses.make_dataclass("Point", ["x", "y"])  # noqa: N806 - a class
+    Point.__module__ = "__main__"
+    h = serve.run(apps.Counter.bind(), name="c", route_prefix=None)
+    assert h.add.remote(10).result() == 10
+    echo = serve.run(apps.Echo.bind(), name="e", route_prefix=None)
+    assert echo.remote(Point(1, 2)).result() == Point(1, 2)

@@ -52,3 +52,13 @@ def test_connection_lost_is_reported():
     proto.connection_made(FakeTransport())
     proto.connection_lost(None)
     assert lost == [None] and proto.transport is None
+
+
+def test_unreadable_frame_keeps_its_request_id():
+    got = []
+    proto = wire.FrameProtocol(got.append, lambda e: None)
+    data = b"\x80\x04cno_such_module_xyz\nThing\n."  # a class the receiver cannot import
+    frame = wire._HEAD.pack(len(data), 42) + data
+    proto.data_received(frame + wire.encode((wire.CANCEL, 7)))
+    assert got[0][0] == wire.UNREADABLE and got[0][1] == 42 and "no_such_module_xyz" in got[0][2]
+    assert got[1] == (wire.CANCEL, 7)  # the stream stays in sync after a bad frame
