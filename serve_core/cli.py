@@ -16,6 +16,7 @@ import yaml
 from serve_core import api, cluster
 from serve_core.config import ApplicationConfig, ServeConfig, parse
 from serve_core.errors import ConfigError, ServeCoreError
+from serve_core.local_cluster.commands import add_cluster_commands
 
 
 def import_app(import_path: str, args: dict[str, Any] | None = None, field: str = "import_path") -> api.Application:
@@ -164,6 +165,7 @@ def parser() -> argparse.ArgumentParser:
     common(s)
     sh = sub.add_parser("shutdown", help="delete every application and stop serve_core")
     common(sh)
+    add_cluster_commands(sub)
     return p
 
 
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if ns.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     handlers = {"run": cmd_run, "deploy": cmd_deploy, "status": cmd_status, "shutdown": cmd_shutdown}
     try:
-        return handlers[ns.command](ns)
+        return (getattr(ns, "handler", None) or handlers[ns.command])(ns)
     except ServeCoreError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -126,6 +126,8 @@ class HTTPOptions(_Strict):
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Larger request bodies get 413.")
     keep_alive_timeout_s: float = Field(5.0, gt=0, description="Idle keep-alive connections close after this.")
     body_read_timeout_s: float = Field(30.0, gt=0, description="A client slower than this sending its body gets 408.")
+    header_timeout_s: float = Field(10.0, gt=0, description="A client slower than this sending its headers gets 408 and is closed.")
+    max_header_bytes: int = Field(64 * 1024, gt=0, description="Requests with more header bytes get 431.")
     location: Literal["EveryNode", "HeadOnly", "Disabled"] = Field("EveryNode", description="Where proxies run.")
     root_path: str = Field("", description="Prefix stripped behind a reverse proxy.")
 

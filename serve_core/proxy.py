@@ -21,6 +21,7 @@ import uuid
 from typing import Any
 
 from serve_core import asgi, caller, metrics, wire
+from serve_core.http_protocol import CLIENT_GONE, protocol_class
 from serve_core.errors import BackPressureError, NoReplicasError, RequestTimeoutError, ServeCoreError
 from serve_core.ids import DeploymentID
 from serve_core.loop_thread import LoopThread
@@ -127,9 +128,6 @@ class ProxyApp:
         idempotent = scope["method"] in IDEMPOTENT_METHODS
         request = asgi.trim_scope(scope, prefix)
         state = _ResponseState(send)
-        me = asyncio.current_task()
-        assert me is not None
-        watch = asyncio.get_running_loop().create_task(_watch_disconnect(receive, me, state))
         try:
             if self.timeout_s is None:
                 return await self._exchange(router, request, body, meta, idempotent, state.send)
@@ -139,12 +137,12 @@ class ProxyApp:
             err = RequestTimeoutError(f"request to {prefix!r}", self.timeout_s or 0)
             return await _reply(send, 408, {"error": "RequestTimeout", "message": str(err)}, started=state.started)
         except asyncio.CancelledError:
-            if not state.client_gone:
+            if not scope.get(CLIENT_GONE):
                 raise
-            me.uncancel()
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
             return 499  # the client went away; the replica was told to cancel
-        finally:
-            watch.cancel()
 
     async def read_body(self, scope: dict[str, Any], receive: Any) -> bytes:
         for k, v in scope.get("headers", ()):
@@ -223,28 +221,18 @@ def msg_is_open(conn: Any, rid: int) -> bool:
 
 
 class _ResponseState:
-    """Wraps ``send`` to know whether a response started or finished."""
+    """Wraps ``send`` to know whether a response has started."""
 
-    __slots__ = ("_send", "started", "finished", "client_gone")
+    __slots__ = ("_send", "started")
 
     def __init__(self, send: Send) -> None:
         self._send = send
-        self.started = self.finished = self.client_gone = False
+        self.started = False
 
     async def send(self, msg: dict[str, Any]) -> None:
         if msg["type"] == "http.response.start":
             self.started = True
-        elif not msg.get("more_body", False):
-            self.finished = True
         await self._send(msg)
-
-
-async def _watch_disconnect(receive: Any, task: asyncio.Task[Any], state: _ResponseState) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    if not state.finished:
-        state.client_gone = True
-        task.cancel()
 
 
 async def _reply(send: Send, status: int, doc: Any, text: bool = False, retry_after: int | None = None, started: bool = False) -> int:
@@ -283,8 +271,9 @@ class ProxyActor:
             return ProxyApp(caller.install(self._thread.loop), http_options)
 
         self.app = self._thread.run(setup())
+        http = protocol_class(float(http_options.get("header_timeout_s", 10.0)), int(http_options.get("max_header_bytes", 65536)))
         config = uvicorn.Config(
-            self.app, http="httptools", lifespan="off", access_log=False, log_level="warning",
+            self.app, http=http, lifespan="off", access_log=False, log_level="warning",
             timeout_keep_alive=int(http_options.get("keep_alive_timeout_s", 5)), backlog=2048,
         )
         self.server = uvicorn.Server(config)

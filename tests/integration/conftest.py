@@ -13,6 +13,7 @@ PORT = 8100
 BASE = f"http://127.0.0.1:{PORT}"
 REQUEST_TIMEOUT_S = 3.0
 MAX_BODY = 1024 * 1024
+HEADER_TIMEOUT_S = 2.0
 
 
 def pytest_collection_modifyitems(items):
@@ -33,7 +34,10 @@ def ray_cluster():
 
 @pytest.fixture(scope="session")
 def serve_instance(ray_cluster):
-    serve.start(http_options={"port": PORT, "request_timeout_s": REQUEST_TIMEOUT_S, "max_body_bytes": MAX_BODY})
+    serve.start(http_options={
+        "port": PORT, "request_timeout_s": REQUEST_TIMEOUT_S, "max_body_bytes": MAX_BODY,
+        "header_timeout_s": HEADER_TIMEOUT_S,
+    })
     yield BASE
 
 

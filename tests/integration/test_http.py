@@ -8,7 +8,7 @@ import requests
 
 import serve_core as serve
 from tests.integration import apps
-from tests.integration.conftest import BASE, MAX_BODY, PORT, REQUEST_TIMEOUT_S, get, post
+from tests.integration.conftest import BASE, HEADER_TIMEOUT_S, MAX_BODY, PORT, REQUEST_TIMEOUT_S, get, post
 
 
 def test_function_deployment_reads_query(serve_core_app):
@@ -176,3 +176,20 @@ def metric_value(text, series):
         if line.startswith(series + " "):
             return float(line.split()[-1])
     return 0.0
+
+
+def test_slow_headers_get_408_and_are_closed(serve_core_app):
+    serve.run(apps.hello.bind(), name="fn", route_prefix="/hello")
+    with socket.create_connection(("127.0.0.1", PORT)) as s:
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")  # and then nothing
+        s.settimeout(HEADER_TIMEOUT_S + 5)
+        reply = s.recv(1024)
+        assert reply.startswith(b"HTTP/1.1 408"), reply
+        assert s.recv(1024) == b""  # closed
+
+
+def test_huge_headers_get_431(serve_core_app):
+    serve.run(apps.hello.bind(), name="fn", route_prefix="/hello")
+    r = get("/hello", headers={f"x-h{i}": "v" * 1000 for i in range(80)})
+    assert r.status_code == 431
+    assert get("/hello").status_code == 200
