@@ -425,8 +425,8 @@ def tear_down(state: ClusterState, keep_logs: bool = False) -> list[str]:
 
 
 def remove_files(state: ClusterState, keep_logs: bool) -> None:
-    if keep_logs:
-        for sub in ("redis", "prometheus", "ray"):
+    if keep_logs:  # logs/ and Ray's session logs under ray/
+        for sub in ("redis", "prometheus"):
             shutil.rmtree(state.sub(sub), ignore_errors=True)
         try:
             os.unlink(state.path)
