@@ -124,7 +124,11 @@ class HTTPOptions(_Strict):
     port: int = Field(8000, ge=0, le=65535, description="Proxy port (same on every node).")
     request_timeout_s: float | None = Field(None, gt=0, description="End-to-end limit; 408 past it.")
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Larger request bodies get 413.")
-    keep_alive_timeout_s: float = Field(5.0, gt=0, description="Idle keep-alive connections close after this.")
+    keep_alive_timeout_s: float = Field(
+        75.0, gt=0,
+        description="Idle keep-alive connections close after this; longer than clients' own idle expiry "
+        "(often 5 s) so a client never reuses a connection the proxy is closing.",
+    )
     body_read_timeout_s: float = Field(30.0, gt=0, description="A client slower than this sending its body gets 408.")
     header_timeout_s: float = Field(10.0, gt=0, description="A client slower than this sending its headers gets 408 and is closed.")
     max_header_bytes: int = Field(64 * 1024, gt=0, description="Requests with more header bytes get 431.")

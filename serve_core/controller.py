@@ -49,36 +49,72 @@ class Controller:
         self.start_failures: dict[DeploymentID, int] = {}
         self.proxies: dict[str, dict[str, Any]] = {}
         self.proxy_errors: dict[str, str] = {}  # node -> why its last proxy failed
-        self.version = 0
+        # Versions only need to differ; starting from the clock keeps a restarted
+        # controller's versions apart from the ones callers already hold.
+        self.version = time.time_ns() // 1000
         self._changed = asyncio.Event()
         self._dirty = False
+        self._written = asyncio.Event()
+        self._restored = asyncio.Event()  # callers get no snapshot before re-adoption ends
         self._last_node_check = 0.0
         self._stopping = False
         self.metrics_port = metrics.serve_metrics(cluster.node_ip())
-        self._restore()
-        asyncio.get_event_loop().create_task(self._run())
+        adoptions = self._restore()
+        loop = asyncio.get_event_loop()
+        loop.create_task(self._finish_restore(adoptions))
+        loop.create_task(self._run())
+        loop.create_task(self._write_checkpoints())
 
     # -- checkpoint --------------------------------------------------------------------
 
     def _checkpoint(self) -> None:
-        doc = {
+        """Mark the checkpoint stale; the writer task stores it off the event loop."""
+        self._dirty = True
+        self._written.clear()
+
+    async def _durable_checkpoint(self) -> None:
+        """Return once the current target state is in the GCS (for deploy/delete)."""
+        self._checkpoint()
+        await asyncio.wait_for(self._written.wait(), 30)
+
+    async def _write_checkpoints(self) -> None:
+        loop = asyncio.get_event_loop()
+        while True:
+            if not self._dirty:
+                await asyncio.sleep(0.02)
+                continue
+            self._dirty = False
+            data = pickle.dumps(self._checkpoint_doc())
+            try:
+                await loop.run_in_executor(None, cluster.kv_put, CHECKPOINT_KEY, data)
+                if not self._dirty:
+                    self._written.set()
+            except Exception as e:  # GCS down: keep serving, write again shortly
+                self._dirty = True
+                log.warning("checkpoint write failed, will retry: %s", e)
+                await asyncio.sleep(0.5)
+
+    def _checkpoint_doc(self) -> dict[str, Any]:
+        return {
             "http_options": self.http_options,
             "apps": {n: (a.route_prefix, a.ingress, a.deleting) for n, a in self.apps.items()},
             "targets": {d.key(): (asdict(t) if t else None) for d, t in self.targets.items()},
             "replicas": {d.key(): [r.to_checkpoint() for r in rs.values() if r.state != ReplicaState.STOPPING] for d, rs in self.replicas.items()},
             "proxies": {n: p["name"] for n, p in self.proxies.items()},
         }
-        try:
-            cluster.kv_put(CHECKPOINT_KEY, pickle.dumps(doc))
-            self._dirty = False
-        except Exception as e:  # GCS down: keep serving, write again next pass
-            self._dirty = True
-            log.warning("checkpoint write failed, will retry: %s", e)
 
-    def _restore(self) -> None:
+    async def _finish_restore(self, adoptions: list[asyncio.Task[None]]) -> None:
+        if adoptions:
+            await asyncio.wait(adoptions, timeout=30)
+        self._restored.set()
+        self._publish()
+
+    def _restore(self) -> list[asyncio.Task[None]]:
+        """Reload target state and find live replicas and proxies by name."""
+        adoptions: list[asyncio.Task[None]] = []
         raw = cluster.kv_get(CHECKPOINT_KEY)
         if not raw:
-            return
+            return adoptions
         doc = pickle.loads(raw)
         self.http_options = doc["http_options"]
         for name, (prefix, ingress, deleting) in doc["apps"].items():
@@ -99,13 +135,16 @@ class Controller:
                 rec.handle = cluster.get_actor(rec.actor_name)
                 if rec.handle is not None:
                     self.replicas.setdefault(dep, {})[rec.replica_id] = rec
-                    rec.tasks.append(asyncio.get_event_loop().create_task(self._adopt(dep, rec)))
+                    task = asyncio.get_event_loop().create_task(self._adopt(dep, rec))
+                    rec.tasks.append(task)
+                    adoptions.append(task)
         for node_id, name in doc.get("proxies", {}).items():
             handle = cluster.get_actor(name)
             if handle is not None:
                 self.proxies[node_id] = {"name": name, "handle": handle, "state": "STARTING"}
                 asyncio.get_event_loop().create_task(self._proxy_ready(node_id))
         log.info("restored %d applications from checkpoint", len(self.apps))
+        return adoptions
 
     # -- control loop ------------------------------------------------------------------
 
@@ -147,7 +186,7 @@ class Controller:
         if time.monotonic() - self._last_node_check > NODE_CHECK_PERIOD_S:
             self._last_node_check = time.monotonic()
             await self._reconcile_proxies()
-        if changed or self._dirty:
+        if changed:
             self._checkpoint()
 
     def _export(self, dep: DeploymentID, target: ds.DeploymentTarget | None, recs: dict[str, ds.ReplicaRecord]) -> None:
@@ -373,8 +412,8 @@ class Controller:
         for dep in list(self.targets):
             if dep.app == name and dep not in wanted:
                 self.targets[dep] = None
-        self._checkpoint()
         self._publish()
+        await self._durable_checkpoint()
 
     async def delete_app(self, name: str) -> None:
         app = self.apps.get(name)
@@ -384,10 +423,12 @@ class Controller:
         for dep in list(self.targets):
             if dep.app == name:
                 self.targets[dep] = None
-        self._checkpoint()
         self._publish()
+        await self._durable_checkpoint()
 
     async def listen(self, version: int, timeout_s: float) -> tuple[int, dict[str, Any]]:
+        if not self._restored.is_set():
+            await asyncio.wait_for(self._restored.wait(), timeout_s + 5)
         if version == self.version:
             try:
                 await asyncio.wait_for(self._changed.wait(), timeout_s)
@@ -503,3 +544,8 @@ class Controller:
 
     async def ping(self) -> bool:
         return True
+
+    async def pid(self) -> int:
+        import os
+
+        return os.getpid()

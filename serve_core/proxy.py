@@ -274,7 +274,7 @@ class ProxyActor:
         http = protocol_class(float(http_options.get("header_timeout_s", 10.0)), int(http_options.get("max_header_bytes", 65536)))
         config = uvicorn.Config(
             self.app, http=http, lifespan="off", access_log=False, log_level="warning", proxy_headers=False,
-            timeout_keep_alive=int(http_options.get("keep_alive_timeout_s", 5)), backlog=2048,
+            timeout_keep_alive=int(http_options.get("keep_alive_timeout_s", 75)), backlog=2048,
         )
         self.server = uvicorn.Server(config)
         asyncio.run_coroutine_threadsafe(self.server.serve(sockets=[sock]), self._thread.loop)

@@ -108,6 +108,7 @@ def cmd_up(ns: argparse.Namespace) -> int:
             f"cluster {plan.name!r} is already up (or was not brought down)", f"{directory}/state.json exists",
             f"run `serve-core cluster down --name {plan.name}` first, or pick another --name",
         )
+    check_socket_paths(directory)
     preflight(plan)
     print(f"starting cluster {plan.name!r}: head + {ns.workers} workers, {mode} mode ({why})", flush=True)
     for sub in ("redis", "prometheus", "ray"):  # no stale GCS tables, series or sessions
@@ -128,6 +129,21 @@ def cmd_up(ns: argparse.Namespace) -> int:
     return 0
 
 
+# Ray puts unix sockets at <temp dir>/session_<date>_<time>_<usec>_<pid>/sockets/plasma_store
+RAY_SOCKET_SUFFIX = len("/session_2026-01-01_00-00-00_000000_4194304/sockets/plasma_store")
+UNIX_PATH_MAX = 107
+
+
+def check_socket_paths(directory: str) -> None:
+    longest = len(os.path.join(directory, "ray", "head")) + RAY_SOCKET_SUFFIX
+    if longest > UNIX_PATH_MAX:
+        raise ConfigError(
+            "--state-root", os.path.dirname(directory),
+            f"Ray's socket paths under it would be {longest} bytes, over the limit of {UNIX_PATH_MAX}; "
+            "use a shorter --state-root or --name",
+        )
+
+
 def preflight(plan: layout.ClusterPlan) -> None:
     """Everything that can be checked before changing anything."""
     processes.require_binary("redis-server", "redis-server")
@@ -141,8 +157,8 @@ def preflight(plan: layout.ClusterPlan) -> None:
         # taken on any address would block them, so check the wildcard address.
         host_ports = [("0.0.0.0", plan.ports.redis, "redis (--redis-port)"),
                       ("0.0.0.0", plan.ports.prometheus, "prometheus (--prometheus-port)")]
-    else:
-        host_ports = plan.listen_ports()
+    else:  # Ray's servers listen on every address: check the wildcard address
+        host_ports = [("0.0.0.0", p, what) for _, p, what in plan.listen_ports()]
     busy = [(a, p, what) for a, p, what in host_ports if not processes.port_free(a, p)]
     if busy:
         a, p, what = busy[0]
@@ -262,7 +278,10 @@ def summary(state: ClusterState, took_s: float) -> str:
 
 
 def proxy_url(plan: layout.ClusterPlan, node: layout.NodePlan) -> str:
-    return f"http://{node.address}:{node.proxy_port}"
+    """Where the node's proxy listens once serve_core starts (loopback mode: at serve-core
+    run's default host, 127.0.0.1)."""
+    host = node.address if plan.mode == layout.NETNS else plan.host_address
+    return f"http://{host}:{node.proxy_port}"
 
 
 # -- status ---------------------------------------------------------------------------------
@@ -395,17 +414,20 @@ def tear_down(state: ClusterState, keep_logs: bool = False) -> list[str]:
     left: list[str] = []
     for role in STOP_ORDER:
         records = [p for p in state.processes if p.role == role]
-        started = {p.pid: p.start_time for p in records}
-        for p in records:  # a node's GCS and raylet, should its `ray start` be gone already
-            started.update({c["pid"]: c["start_time"] for c in p.children.values()})
-        if started:
+        if records:
+            leaders = {p.pid: p.start_time for p in records}
+            # a node's GCS and raylet, should its `ray start` be gone already
+            children = {c["pid"]: c["start_time"] for p in records for c in p.children.values()}
+            # A raylet whose GCS is gone waits for it on a graceful stop: do not wait long then.
+            head = state.process("head")
+            grace = 15.0 if role != "worker" or (head is not None and processes.alive(head)) else 3.0
             t = time.monotonic()
-            was = processes.stop_pids(list(started), started, timeout_s=20)
+            was = processes.stop_pids(leaders, children, timeout_s=grace)
             log.info("stopped %s (%s) in %.1fs", role, "running" if was else "already gone", time.monotonic() - t)
     for ns_name in state.netns_created:  # anything still inside our namespaces is ours too
         pids = netns.namespace_pids(ns_name)
         if pids:
-            processes.stop_pids(pids, {}, timeout_s=10)
+            processes.stop_pids({}, {p: 0 for p in pids}, timeout_s=5)
     for p in state.processes:
         if processes.alive(p):
             left.append(f"{p.name} (pid {p.pid})")

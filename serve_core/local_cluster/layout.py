@@ -6,8 +6,11 @@ Two modes:
   namespace per node (``sc-head``, ``sc-w1``, ...) with its own address (``10.77.0.2``,
   ``10.77.0.3``, ...). Every node uses the same ports, as separate machines would, and
   its serve_core proxy binds its own address (node label ``serve-core/proxy-host``).
-- ``loopback``: every node on ``127.0.0.1``; each node gets its own block of Ray ports
-  and its own proxy port (node label ``serve-core/proxy-port``: 8000, 8001, ...).
+- ``loopback``: every node on one loopback address, ``127.0.0.2`` (`ray start` rewrites
+  ``127.0.0.1`` to the machine's primary address, other 127/8 addresses it keeps; Linux
+  answers on all of 127/8); each node gets its own block of Ray ports and its own proxy
+  port (node label ``serve-core/proxy-port``: 8000, 8001, ...). Redis and Prometheus
+  listen on ``127.0.0.1``.
 
 Ray's node ports are fixed (not random) so that Prometheus knows where each node's
 metrics are and so that nodes never collide with each other or with another cluster.
@@ -28,13 +31,14 @@ LOOPBACK = "loopback"
 BRIDGE = "scbr0"
 SUBNET = "10.77.0"  # /24; .1 is the host side of the bridge, nodes from .2
 PREFIXLEN = 24
+LOOPBACK_NODE_ADDRESS = "127.0.0.2"
 NAMESPACE_PREFIX = "sc-"
 PORT_BLOCK = 100  # ports per node in loopback mode
 WORKER_PORT_OFFSET = 10  # Ray worker processes use offsets 10..99 of the node's block
 MAX_WORKERS = 60
 PROXY_PORT_LABEL = "serve-core/proxy-port"  # the names serve_core.cluster reads
 PROXY_HOST_LABEL = "serve-core/proxy-host"
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,11}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,9}$")
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,7 @@ class ClusterPlan:
 
 def check_name(name: str) -> str:
     if not _NAME.match(name):
-        raise ConfigError("--name", name, "use 1 to 12 lowercase letters, digits or '-' (it is part of paths and socket names)")
+        raise ConfigError("--name", name, "use 1 to 10 lowercase letters, digits or '-' (it is part of paths and socket names)")
     return name
 
 
@@ -180,7 +184,7 @@ def plan(name: str, workers: int, mode: str, ports: PortSettings | None = None,
                             NodePorts.block(ports.node_base), ports.proxy, cpus, {PROXY_HOST_LABEL: address})
         else:
             proxy = ports.proxy + i
-            node = NodePlan(node_name, role, "127.0.0.1", None, None, NodePorts.block(ports.node_base + PORT_BLOCK * i),
+            node = NodePlan(node_name, role, LOOPBACK_NODE_ADDRESS, None, None, NodePorts.block(ports.node_base + PORT_BLOCK * i),
                             proxy, cpus, {PROXY_PORT_LABEL: str(proxy)})
         nodes.append(node)
     host = f"{SUBNET}.1" if mode == NETNS else "127.0.0.1"

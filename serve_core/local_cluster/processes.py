@@ -132,19 +132,19 @@ def _signal(pid: int, sig: int) -> None:
 
 def stop(record: ProcessRecord, timeout_s: float = 15.0) -> bool:
     """Stop one recorded process with everything it started; see ``stop_pids``."""
-    return stop_pids([record.pid], {record.pid: record.start_time}, timeout_s)
+    return stop_pids({record.pid: record.start_time}, {}, timeout_s)
 
 
-def collect(pids: list[int], started: dict[int, int]) -> dict[int, int]:
-    """The processes to stop for ``pids`` (each with its recorded start time, 0 if
-    unknown): each still ours, the members of its process group (a group id cannot be
+def collect(pids: dict[int, int]) -> dict[int, int]:
+    """The processes to stop for ``pids`` (pid -> recorded start time, 0 if unknown):
+    each that is still ours, the members of its process group (a group id cannot be
     reused while a member lives, so they are ours even when the leader is gone) and all
     their descendants. Returns pid -> start time."""
     table = _table()
     out: dict[int, int] = {}
-    for pid in pids:
+    for pid, started in pids.items():
         info = table.get(pid)
-        if info is not None and started.get(pid) and info[2] != started[pid]:
+        if info is not None and started and info[2] != started:
             continue  # the pid now belongs to someone else's process
         if info is not None:
             out[pid] = info[2]
@@ -157,41 +157,34 @@ def collect(pids: list[int], started: dict[int, int]) -> dict[int, int]:
     return {p: t for p, t in out.items() if p > 1 and p != os.getpid()}
 
 
-def stop_pids(pids: list[int], started: dict[int, int], timeout_s: float = 15.0) -> bool:
-    """SIGTERM the processes, their groups and descendants (see ``collect``); SIGKILL
-    what is left after ``timeout_s``. Returns True if something was running."""
-    targets = {p: t for p, t in collect(pids, started).items() if is_ours(p, t)}
+def stop_pids(leaders: dict[int, int], others: dict[int, int] | None = None, timeout_s: float = 15.0) -> bool:
+    """Stop ``leaders`` (pid -> start time) and everything that belongs to them (see
+    ``collect``), plus ``others``. First SIGTERM to the leaders alone, so that each stops
+    its children in its own order (a `ray start --block` whose GCS gets SIGTERM at the same
+    time as itself can hang); after ``timeout_s`` SIGTERM to everything left, and SIGKILL
+    3 s later. Returns True if something was running."""
+    targets = {p: t for p, t in collect({**(others or {}), **leaders}).items() if is_ours(p, t)}
     if not targets:
         return False
-    groups = [p for p in pids if any(_pgid(q) == p for q in targets)]
-    for g in groups:
-        _killpg(g, signal.SIGTERM)
-    for p in targets:
+
+    def done() -> bool:
+        return not any(is_ours(p, t) for p, t in targets.items())
+
+    live_leaders = [p for p, t in leaders.items() if p in targets]
+    for p in live_leaders:
         _signal(p, signal.SIGTERM)
-    if wait_until(lambda: not any(is_ours(p, t) for p, t in targets.items()), timeout_s, 0.1):
+    if live_leaders and wait_until(done, timeout_s, 0.1):
+        return True
+    for p, t in targets.items():
+        if is_ours(p, t):
+            _signal(p, signal.SIGTERM)
+    if wait_until(done, 3.0, 0.1):
         return True
     for p, t in targets.items():
         if is_ours(p, t):
             _signal(p, signal.SIGKILL)
-    for g in groups:
-        if any(_pgid(q) == g for q in targets if is_ours(q, targets[q])):
-            _killpg(g, signal.SIGKILL)
-    wait_until(lambda: not any(is_ours(p, t) for p, t in targets.items()), 5.0, 0.1)
+    wait_until(done, 5.0, 0.1)
     return True
-
-
-def _pgid(pid: int) -> int:
-    try:
-        return os.getpgid(pid)
-    except (ProcessLookupError, PermissionError):
-        return -1
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.2) -> bool:

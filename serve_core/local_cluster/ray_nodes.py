@@ -111,7 +111,7 @@ def start_node(state: ClusterState, node: NodePlan, env: dict[str, str]) -> Proc
     node_env = dict(env)
     if node.role == "head":
         node_env["RAY_REDIS_ADDRESS"] = state.plan.redis_address
-    argv = node_command(state.plan, node, state.ray_temp_dir, state.redis_password)
+    argv = node_command(state.plan, node, state.ray_temp_dir(node.name), state.redis_password)
     argv[0] = processes.require_binary("ray", "ray[default] (pip install 'ray[default]==2.60.0')")
     log = os.path.join(state.logs_dir, f"{node.name}.log")
     return processes.spawn(node.role, node.name, argv, log, node_env, namespace=node.namespace, cwd=os.getcwd())

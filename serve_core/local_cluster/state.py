@@ -59,9 +59,10 @@ class ClusterState:
     def sub(self, *parts: str) -> str:
         return os.path.join(self.state_dir, *parts)
 
-    @property
-    def ray_temp_dir(self) -> str:
-        return self.sub("ray")  # short: Ray's unix socket paths live under it
+    def ray_temp_dir(self, node: str) -> str:
+        """Each node its own Ray temp dir: nodes sharing one race for socket names.
+        Short, since Ray's unix socket paths (at most 107 bytes) live under it."""
+        return self.sub("ray", node)
 
     @property
     def logs_dir(self) -> str:

@@ -258,3 +258,15 @@ def now():
 class Echo:
     def __call__(self, value):
         return value
+
+
+@serve.deployment(num_replicas=2)
+class Work:
+    """A few milliseconds of work per request, so replicas hold requests in flight."""
+
+    async def __call__(self, request: Request):
+        await asyncio.sleep(float(request.query_params.get("ms", "5")) / 1000)
+        return os.getpid()
+
+    def pid(self):
+        return os.getpid()

@@ -1,0 +1,72 @@
+"""serve_core's own parts fail under load and nothing is lost."""
+
+import os
+import signal
+import time
+
+import ray
+
+import serve_core as serve
+from serve_core import cluster
+from tests.integration import apps
+from tests.integration.conftest import BASE
+from tests.integration.load import OpenLoop
+
+
+def replica_pids(app, dep):
+    return {r["pid"] for r in serve.status().applications[app].deployments[dep].replicas}
+
+
+def test_controller_killed_under_load_loses_nothing(serve_core_app):
+    serve.run(apps.Work.bind(), name="work", route_prefix="/work")
+    before = replica_pids("work", "Work")
+    proxies_before = {p["pid"] for p in serve.status().proxies.values()}
+    controller = cluster.get_controller()
+    old_pid = ray.get(controller.pid.remote())
+    with OpenLoop(BASE + "/work", rate=100) as load:
+        time.sleep(1.0)
+        os.kill(old_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if ray.get(controller.pid.remote(), timeout=2) != old_pid:
+                    break
+            except Exception:
+                time.sleep(0.2)
+        time.sleep(2.0)
+    r = load.result
+    assert r.sent >= 300 and not r.failed, f"{len(r.failed)} of {r.sent} failed: {r.failed[:5]}"
+    assert ray.get(controller.pid.remote()) != old_pid
+    assert replica_pids("work", "Work") == before  # re-adopted, not replaced
+    assert {p["pid"] for p in serve.status().proxies.values()} == proxies_before
+    # The restarted controller takes changes again.
+    serve.run(apps.Work.options(num_replicas=3).bind(), name="work", route_prefix="/work")
+    assert len(replica_pids("work", "Work")) == 3 and before < replica_pids("work", "Work")
+
+
+def test_replica_killed_under_load_idempotent_requests_retried(serve_core_app):
+    serve.run(apps.Work.bind(), name="work", route_prefix="/work")
+    victim = sorted(replica_pids("work", "Work"))[0]
+    retried = 'serve_core_router_retries_total{application="work",deployment="Work",reason="replica_died"}'
+    before = metric(retried)
+    # 50 ms of work at 100/s keeps about five requests inside the replicas.
+    with OpenLoop(BASE + "/work?ms=50", rate=100) as load:
+        time.sleep(1.0)
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(3.0)
+    r = load.result
+    assert r.sent >= 300 and not r.failed, f"{len(r.failed)} of {r.sent} failed: {r.failed[:5]}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(replica_pids("work", "Work") - {victim}) < 2:
+        time.sleep(0.2)
+    assert victim not in replica_pids("work", "Work") and len(replica_pids("work", "Work")) == 2
+    assert metric(retried) > before, "no request was retried after the replica had accepted it"
+
+
+def metric(series):
+    import requests
+
+    for line in requests.get(BASE + "/-/metrics", timeout=5).text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
