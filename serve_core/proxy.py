@@ -45,6 +45,7 @@ class ProxyApp:
         self.body_timeout_s = float(options.get("body_read_timeout_s", 30.0))
         self.routes: list[tuple[str, str, DeploymentID]] = []
         self.draining = False
+        self.ready = False  # until the first routes arrive from the controller
         self.ongoing = 0
         self.id_prefix = uuid.uuid4().hex[:12] + "-"  # request ids: unique per proxy, cheap per request
         self.ids = itertools.count()
@@ -52,6 +53,7 @@ class ProxyApp:
         ctx.start_watch()
 
     def on_snapshot(self, snapshot: dict[str, Any]) -> None:
+        self.ready = True
         routes = [(prefix, app, DeploymentID.from_key(key)) for prefix, (app, key) in snapshot["routes"].items()]
         self.routes = sorted(routes, key=lambda r: len(r[0]), reverse=True)
 
@@ -75,6 +77,9 @@ class ProxyApp:
             await self.builtin(path, send)
             return
         route = self.match(path)
+        if route is None and not self.ready:
+            await _reply(send, 503, {"error": "Starting", "message": "this proxy has not received its routes yet"}, retry_after=1)
+            return
         if route is None:
             await _reply(send, 404, {
                 "error": "NotFound", "message": f"no application serves path {path!r}",
@@ -94,8 +99,8 @@ class ProxyApp:
 
     async def builtin(self, path: str, send: Send) -> None:
         if path == "/-/healthz":
-            if self.draining:
-                await _reply(send, 503, "draining", text=True)
+            if self.draining or not self.ready:
+                await _reply(send, 503, "draining" if self.draining else "starting", text=True)
             else:
                 await _reply(send, 200, "success", text=True)
         elif path == "/-/routes":

@@ -26,7 +26,11 @@ from serve_core.local_cluster import layout, netns, processes, prometheus, ray_n
 from serve_core.local_cluster.errors import LocalClusterError
 from serve_core.local_cluster.state import DEFAULT_ROOT, ClusterState, ProcessRecord, load, state_dir
 
-STOP_ORDER = ("targets", "prometheus", "worker", "head", "redis")  # roles, first stopped first
+# Roles, stopped group by group. A Ray node hosting actors does not finish a graceful stop
+# in useful time (its raylet waits on them), so nodes get a short grace before SIGTERM to
+# all their processes and then SIGKILL.
+STOP_ORDER = (("targets",), ("prometheus",), ("worker", "head"), ("redis",))
+GRACE_S = {"targets": 10.0, "prometheus": 10.0, "worker": 5.0, "head": 5.0, "redis": 10.0}
 PROBE_TIMEOUT_S = 60.0
 log = logging.getLogger("serve_core.local_cluster")
 
@@ -412,18 +416,15 @@ def tear_down(state: ClusterState, keep_logs: bool = False) -> list[str]:
     """Stop every process of the state, remove its network and files. Idempotent; returns
     what could not be removed (empty when all is gone)."""
     left: list[str] = []
-    for role in STOP_ORDER:
-        records = [p for p in state.processes if p.role == role]
+    for roles in STOP_ORDER:
+        records = [p for p in state.processes if p.role in roles]
         if records:
             leaders = {p.pid: p.start_time for p in records}
             # a node's GCS and raylet, should its `ray start` be gone already
             children = {c["pid"]: c["start_time"] for p in records for c in p.children.values()}
-            # A raylet whose GCS is gone waits for it on a graceful stop: do not wait long then.
-            head = state.process("head")
-            grace = 15.0 if role != "worker" or (head is not None and processes.alive(head)) else 3.0
             t = time.monotonic()
-            was = processes.stop_pids(leaders, children, timeout_s=grace)
-            log.info("stopped %s (%s) in %.1fs", role, "running" if was else "already gone", time.monotonic() - t)
+            was = processes.stop_pids(leaders, children, timeout_s=max(GRACE_S[r] for r in roles))
+            log.info("stopped %s (%s) in %.1fs", "+".join(roles), "running" if was else "already gone", time.monotonic() - t)
     for ns_name in state.netns_created:  # anything still inside our namespaces is ours too
         pids = netns.namespace_pids(ns_name)
         if pids:
