@@ -304,13 +304,24 @@ def require_state(ns: argparse.Namespace) -> ClusterState:
 def cmd_status(ns: argparse.Namespace) -> int:
     state = require_state(ns)
     ray_view = run_probe(state, timeout_s=45.0)
-    doc = status_doc(state, ray_view)
+    doc = status_doc(state, ray_view, live_checks(state))
     print(json.dumps(doc, indent=2) if ns.json else yaml.safe_dump(doc, sort_keys=False), end="")
     return 0 if doc["healthy"] else 1
 
 
-def status_doc(state: ClusterState, ray_view: dict[str, Any]) -> dict[str, Any]:
-    """The status document from the state file, Ray's view and live checks."""
+def live_checks(state: ClusterState) -> dict[str, Any]:
+    """What status checks itself: processes by pid, Redis PING, Prometheus readiness."""
+    plan = state.plan
+    return {
+        "processes": {p.name: processes.alive(p) for p in state.processes},
+        "redis": redis.ping(plan.host_address, plan.ports.redis, state.redis_password),
+        "prometheus": prometheus.ready(plan.prometheus_url),
+    }
+
+
+def status_doc(state: ClusterState, ray_view: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+    """The status document from the state file, Ray's view (``run_probe``) and
+    ``live_checks``. Pure."""
     plan = state.plan
     ray_nodes_by_key: dict[tuple[str, int], dict[str, Any]] = {}
     for n in ray_view.get("nodes", []):
@@ -329,7 +340,7 @@ def status_doc(state: ClusterState, ray_view: dict[str, Any]) -> dict[str, Any]:
             "name": node.name, "role": node.role, "namespace": node.namespace, "address": node.address,
             "ray_node_id": rn.get("node_id", state.node_ids.get(node.name, "")),
             "alive": bool(rn.get("alive")) if rn else False,
-            "process": {"pid": record.pid, "alive": processes.alive(record)} if record else None,
+            "process": {"pid": record.pid, "alive": bool(live["processes"].get(node.name))} if record else None,
             "cpus": rn.get("resources", {}).get("CPU", node.num_cpus) if rn else node.num_cpus,
             "metrics": node.metrics_target,
             "replicas": {},
@@ -347,7 +358,7 @@ def status_doc(state: ClusterState, ray_view: dict[str, Any]) -> dict[str, Any]:
         for dep_name, dep in app.get("deployments", {}).items():
             per_node: dict[str, int] = {}
             for r in dep.get("replicas", []):
-                where = name_by_id.get(r.get("node_id", ""), (r.get("node_id") or "?")[:12])
+                where = name_by_id.get(r.get("node_id", ""), (r.get("node_id") or "(not placed)")[:12])
                 per_node[where] = per_node.get(where, 0) + 1
                 if where in by_name:
                     key = f"{app_name}/{dep_name}"
@@ -355,9 +366,9 @@ def status_doc(state: ClusterState, ray_view: dict[str, Any]) -> dict[str, Any]:
             deps[dep_name] = {"status": dep.get("status"), "replicas": dep.get("replica_states", {}),
                               "target": dep.get("target_replicas"), "replicas_per_node": per_node}
         applications[app_name] = {"status": app.get("status"), "route_prefix": app.get("route_prefix"), "deployments": deps}
-    redis_answer = redis.ping(plan.host_address, plan.ports.redis, state.redis_password)
-    prom_ready = prometheus.ready(plan.prometheus_url)
-    procs = [{"name": p.name, "role": p.role, "pid": p.pid, "alive": processes.alive(p)} for p in state.processes]
+    redis_answer, prom_ready = live["redis"], bool(live["prometheus"])
+    procs = [{"name": p.name, "role": p.role, "pid": p.pid, "alive": bool(live["processes"].get(p.name))}
+             for p in state.processes]
     healthy = (all(p["alive"] for p in procs) and all(n["alive"] for n in nodes) and redis_answer == "PONG"
                and prom_ready and "error" not in ray_view)
     doc: dict[str, Any] = {
