@@ -13,6 +13,21 @@ if ! command -v wrk >/dev/null 2>&1; then
     fi
 fi
 
+# `serve-core cluster up` runs Redis and Prometheus, and as root puts each node in a network
+# namespace (iproute2) behind a bridge that needs an iptables FORWARD rule.
+cluster_missing=()
+for tool_pkg in redis-server:redis-server prometheus:prometheus ip:iproute2 iptables:iptables; do
+    command -v "${tool_pkg%%:*}" >/dev/null 2>&1 || cluster_missing+=("${tool_pkg##*:}")
+done
+if [ ${#cluster_missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = "0" ]; then
+        echo "[deps] installing ${cluster_missing[*]} (apt)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${cluster_missing[@]}" >/dev/null
+    else
+        echo "[deps] missing ${cluster_missing[*]}: run 'sudo apt-get install ${cluster_missing[*]}' (needed by serve-core cluster)" >&2
+    fi
+fi
+
 PY=${PYTHON:-python3}
 # torch 2.13.0 is the CPU build available locally; pin it first so nothing pulls a CUDA build.
 if ! $PY -c "import torch" >/dev/null 2>&1; then

@@ -518,7 +518,7 @@ class Controller:
         """host:port of every serve_core process's /metrics, for Prometheus discovery."""
         ip = cluster.node_ip()
         out = [f"{ip}:{self.metrics_port}"]
-        out += [f"{p['host']}:{p['port']}" for p in self.proxies.values() if p.get("port")]
+        out += [f"{p['host']}:{p['metrics_port']}" for p in self.proxies.values() if p.get("metrics_port")]
         for recs in self.replicas.values():
             out += [f"{r.addr.host}:{r.metrics_port}" for r in recs.values() if r.addr and r.metrics_port]
         return out

@@ -26,15 +26,20 @@ def protocol_class(header_timeout_s: float, max_header_bytes: int) -> type[HttpT
 
 
 class _LimitedProtocol(HttpToolsProtocol):
+    """The header deadline runs from a request's first byte (or the connection's
+    start) to its last header byte. It is armed on data, not on the parser's
+    message-begin callback, which may come before the client has sent anything."""
+
     header_timeout_s = 10.0
     max_header_bytes = 64 * 1024
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._header_bytes = 0
+        self._headers_done = False
         self._task: asyncio.Task[Any] | None = None
         self._header_timer: asyncio.TimerHandle | None = None
-        self._arm()
+        self._arm()  # a client that connects and says nothing is cut off too
 
     def _arm(self) -> None:
         if self._header_timer is None:
@@ -52,30 +57,41 @@ class _LimitedProtocol(HttpToolsProtocol):
 
     def _headers_too_slow(self) -> None:
         self._header_timer = None
-        self._reject(b"408 Request Timeout")
+        if not self._headers_done:
+            self._reject(b"408 Request Timeout")
+
+    def data_received(self, data: bytes) -> None:
+        if not self._headers_done:
+            self._arm()
+        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = 0
-        self._arm()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_bytes += len(name) + len(value) + 4
         if self._header_bytes > self.max_header_bytes:
+            self._headers_done = True
             self._disarm()
             self._reject(b"431 Request Header Fields Too Large")
             return
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        self._headers_done = True
         self._disarm()
         if self.transport.is_closing():
             return
         super().on_headers_complete()
 
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._headers_done = False  # the next bytes start a new request
+
     def on_response_complete(self) -> None:
-        super().on_response_complete()
         self._task = None
+        super().on_response_complete()  # may start a pipelined request's task
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
         # As uvicorn does (a fresh context per request), but keep the task to cancel it.
@@ -88,6 +104,6 @@ class _LimitedProtocol(HttpToolsProtocol):
         self._disarm()
         cycle, task = self.cycle, self._task
         if cycle is not None and not cycle.response_complete and task is not None and not task.done():
-            cycle.scope[CLIENT_GONE] = True
+            cycle.scope[CLIENT_GONE] = True  # type: ignore[literal-required]
             task.cancel()
         super().connection_lost(exc)

@@ -7,11 +7,21 @@ uses uvloop and never waits on Ray's own threads.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+def undo_worker_niceness() -> None:
+    """Ray starts workers at niceness 15; the data path should not yield to every
+    other process on the node. Needs root (CAP_SYS_NICE); otherwise left as is."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, 0)
+    except OSError:
+        pass
 
 
 def new_loop() -> asyncio.AbstractEventLoop:

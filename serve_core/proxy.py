@@ -21,10 +21,10 @@ import uuid
 from typing import Any
 
 from serve_core import asgi, caller, metrics, wire
-from serve_core.http_protocol import CLIENT_GONE, protocol_class
 from serve_core.errors import BackPressureError, NoReplicasError, RequestTimeoutError, ServeCoreError
+from serve_core.http_protocol import CLIENT_GONE, protocol_class
 from serve_core.ids import DeploymentID
-from serve_core.loop_thread import LoopThread
+from serve_core.loop_thread import LoopThread, undo_worker_niceness
 
 log = logging.getLogger("serve_core.proxy")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -258,6 +258,7 @@ class ProxyActor:
     def __init__(self, node_id: str, http_options: dict[str, Any]) -> None:
         import uvicorn
 
+        undo_worker_niceness()
         self.node_id = node_id
         self.options = http_options
         self._thread = LoopThread("proxy")

@@ -27,7 +27,7 @@ import cloudpickle
 from serve_core import asgi, context, metrics, wire
 from serve_core.errors import ServeCoreError, UserCodeError
 from serve_core.ids import DeploymentID
-from serve_core.loop_thread import LoopThread
+from serve_core.loop_thread import LoopThread, undo_worker_niceness
 
 log = logging.getLogger("serve_core.replica")
 
@@ -276,6 +276,7 @@ class ReplicaActor:
     """The Ray actor around a ReplicaServer; its methods are the control plane's."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
+        undo_worker_niceness()
         self._thread = LoopThread(f"replica-{spec['replica_id']}")
         self._server = ReplicaServer(spec, self._thread.loop)
         self._spec = spec

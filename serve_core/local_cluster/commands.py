@@ -159,16 +159,16 @@ def preflight(plan: layout.ClusterPlan) -> None:
         netns.check_free(plan)
         # Host-side listeners bind the bridge address, which does not exist yet; a port
         # taken on any address would block them, so check the wildcard address.
-        host_ports = [("0.0.0.0", plan.ports.redis, "redis (--redis-port)"),
-                      ("0.0.0.0", plan.ports.prometheus, "prometheus (--prometheus-port)")]
+        host_ports = [(plan.ports.redis, "redis (--redis-port)"), (plan.ports.prometheus, "prometheus (--prometheus-port)")]
     else:  # Ray's servers listen on every address: check the wildcard address
-        host_ports = [("0.0.0.0", p, what) for _, p, what in plan.listen_ports()]
-    busy = [(a, p, what) for a, p, what in host_ports if not processes.port_free(a, p)]
+        host_ports = [(p, what) for _, p, what in plan.listen_ports()]
+    busy = [(p, what) for p, what in host_ports if not processes.port_free("0.0.0.0", p)]
     if busy:
-        a, p, what = busy[0]
+        p, what = busy[0]
         flag = what.split("(")[-1].rstrip(")")
-        others = f" (and {len(busy) - 1} more)" if len(busy) > 1 else ""
-        raise ConfigError(flag, p, f"port {a}:{p} for {what.split(' (')[0]} is in use{others}; free it or choose another {flag}")
+        others = f" (and {len(busy) - 1} more of the cluster's ports)" if len(busy) > 1 else ""
+        raise ConfigError(flag, p, f"port {p} (for {what.split(' (')[0]}) is in use on this machine{others}; "
+                                   f"free it or choose another {flag}")
 
 
 def bring_up(state: ClusterState) -> None:
@@ -187,7 +187,7 @@ def bring_up(state: ClusterState) -> None:
                 netns.create_node(node, plan.bridge, state.netns_created, state.links_created)
             finally:
                 state.save()
-    step("redis", lambda: state.add(redis.start(state, env)), state)
+    redis.start(state, env)
     print(f"  redis       {plan.redis_address}", flush=True)
 
     def start_node(node: layout.NodePlan) -> ProcessRecord:
@@ -206,7 +206,7 @@ def bring_up(state: ClusterState) -> None:
     state.save()
     for n in plan.workers:
         print(f"  {n.name:<11} {n.address}" + (f" (netns {n.namespace})" if n.namespace else ""), flush=True)
-    step("prometheus", lambda: state.add(prometheus.start(state, env)), state)
+    prometheus.start(state, env)
     print(f"  prometheus  {plan.prometheus_url}", flush=True)
     targets = processes.spawn(
         "targets", "targets",
@@ -218,13 +218,6 @@ def bring_up(state: ClusterState) -> None:
     wait_for_nodes(state)
     state.ready = True
     state.save()
-
-
-def step(what: str, fn: Any, state: ClusterState) -> None:
-    try:
-        fn()
-    finally:
-        state.save()
 
 
 def wait_for_nodes(state: ClusterState) -> None:
@@ -361,8 +354,8 @@ def status_doc(state: ClusterState, ray_view: dict[str, Any], live: dict[str, An
                 where = name_by_id.get(r.get("node_id", ""), (r.get("node_id") or "(not placed)")[:12])
                 per_node[where] = per_node.get(where, 0) + 1
                 if where in by_name:
-                    key = f"{app_name}/{dep_name}"
-                    by_name[where]["replicas"][key] = by_name[where]["replicas"].get(key, 0) + 1
+                    dep_key = f"{app_name}/{dep_name}"
+                    by_name[where]["replicas"][dep_key] = by_name[where]["replicas"].get(dep_key, 0) + 1
             deps[dep_name] = {"status": dep.get("status"), "replicas": dep.get("replica_states", {}),
                               "target": dep.get("target_replicas"), "replicas_per_node": per_node}
         applications[app_name] = {"status": app.get("status"), "route_prefix": app.get("route_prefix"), "deployments": deps}

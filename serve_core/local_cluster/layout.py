@@ -194,16 +194,23 @@ def plan(name: str, workers: int, mode: str, ports: PortSettings | None = None,
 
 
 def check_distinct(p: ClusterPlan) -> None:
-    """No two listeners of the plan share an address and port (options may overlap)."""
+    """No two listeners of the plan share a port in one network stack (options may
+    overlap). Ray's servers listen on every address, so in loopback mode all of them
+    share the host's stack; in netns mode each node has its own."""
+
+    def stack(address: str) -> str:
+        return address if p.mode == NETNS else "host"
+
     seen: dict[tuple[str, int], str] = {}
     for n in p.nodes:
         for port in range(n.ports.min_worker, n.ports.max_worker + 1):
-            seen[(n.address, port)] = f"{n.name} worker ports (--node-port-base)"
+            seen[(stack(n.address), port)] = f"{n.name} worker ports (--node-port-base)"
     for address, port, what in p.listen_ports():
-        other = seen.get((address, port))
+        other = seen.get((stack(address), port))
         if other is not None and other != what:
-            raise ConfigError(what.split("(")[-1].rstrip(")"), port, f"{address}:{port} is also used by {other}; choose another port")
-        seen[(address, port)] = what
+            flag = what.split("(")[-1].rstrip(")")
+            raise ConfigError(flag, port, f"port {port} is also used by {other}; choose another port")
+        seen[(stack(address), port)] = what
 
 
 def labels_arg(labels: dict[str, str]) -> str:

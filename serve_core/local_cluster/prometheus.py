@@ -24,7 +24,6 @@ from serve_core.local_cluster.state import ClusterState, ProcessRecord, write_at
 
 RAY_JOB = "ray"
 SERVE_CORE_JOB = "serve_core"
-PROXY_METRICS_PATH = "/-/metrics"  # a proxy's HTTP port serves apps at /metrics; its own metrics are here
 
 
 def targets_dir(state_dir: str) -> str:
@@ -77,12 +76,11 @@ def ray_target_groups(plan: ClusterPlan, alive_nodes: list[dict[str, Any]] | Non
 def serve_core_target_groups(metric_targets: list[str], status: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Groups for the controller's ``metric_targets()``, labelled by component.
 
-    A proxy is listed by its HTTP host:port, where ``/metrics`` would be routed to an
-    application; its group sets ``__metrics_path__`` to the proxy's own metrics path."""
+    Every target is a metrics port of its own (never a proxy's HTTP port)."""
     proxies, replicas = set(), set()
     for p in (status or {}).get("proxies", {}).values():
-        if p.get("host") and p.get("port"):
-            proxies.add(f"{p['host']}:{p['port']}")
+        if p.get("host") and p.get("metrics_port"):
+            proxies.add(f"{p['host']}:{p['metrics_port']}")
     for app in (status or {}).get("applications", {}).values():
         for dep in app.get("deployments", {}).values():
             for r in dep.get("replicas", []):
@@ -96,8 +94,6 @@ def serve_core_target_groups(metric_targets: list[str], status: dict[str, Any] |
     for kind, targets in by_kind.items():
         if targets:
             labels = {"component": kind}
-            if kind == "proxy":
-                labels["__metrics_path__"] = PROXY_METRICS_PATH
             groups.append({"targets": sorted(targets), "labels": labels})
     return groups
 
@@ -132,6 +128,8 @@ def start(state: ClusterState, env: dict[str, str]) -> ProcessRecord:
     ]
     record = processes.spawn("prometheus", "prometheus", argv, os.path.join(state.logs_dir, "prometheus.log"), env,
                              cwd=base)
+    state.add(record)  # recorded before waiting, so a failed start is still stopped by `down`
+    state.save()
     ok = processes.wait_until(lambda: not processes.alive(record) or ready(plan.prometheus_url), 30)
     if not ok or not processes.alive(record):
         raise LocalClusterError(

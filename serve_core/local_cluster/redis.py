@@ -41,6 +41,8 @@ def start(state: ClusterState, env: dict[str, str]) -> ProcessRecord:
     conf = state.sub("redis", "redis.conf")
     write_atomic(conf, config_text(plan.host_address, plan.ports.redis, state.redis_password, data_dir), mode=0o600)
     record = processes.spawn("redis", "redis", [binary, conf], os.path.join(state.logs_dir, "redis.log"), env)
+    state.add(record)  # recorded before waiting, so a failed start is still stopped by `down`
+    state.save()
     ok = processes.wait_until(
         lambda: not processes.alive(record) or ping(plan.host_address, plan.ports.redis, state.redis_password) == "PONG", 20)
     if not ok or not processes.alive(record):

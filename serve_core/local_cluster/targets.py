@@ -31,7 +31,7 @@ from serve_core.local_cluster.layout import ClusterPlan
 log = logging.getLogger("serve_core.local_cluster.targets")
 HEARTBEAT = ".heartbeat"
 STALE_S = 30.0  # a driver that has not completed a round in this long is restarted
-RESTART_DELAY_S = 2.0
+RESTART_DELAY_S = (2.0, 30.0)  # first and longest wait before restarting a driver that exited
 
 
 def _load_plan(state_dir: str) -> ClusterPlan:
@@ -90,6 +90,7 @@ def run_supervisor(state_dir: str, interval_s: float) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
+    delay = RESTART_DELAY_S[0] / 2  # doubled before its first use
     while not stopping:
         started = time.time()
         child = subprocess.Popen(argv)
@@ -110,8 +111,12 @@ def run_supervisor(state_dir: str, interval_s: float) -> int:
                 child.kill()
         child.wait()
         if not stopping:
-            log.warning("driver exited with %s; restarting in %.0fs", child.returncode, RESTART_DELAY_S)
-            time.sleep(RESTART_DELAY_S)
+            # Back off while Ray stays away (each start costs a Ray import and connect).
+            delay = RESTART_DELAY_S[0] if time.time() - started > STALE_S else min(delay * 2, RESTART_DELAY_S[1])
+            log.warning("driver exited with %s; restarting in %.0fs", child.returncode, delay)
+            deadline = time.monotonic() + delay
+            while not stopping and time.monotonic() < deadline:
+                time.sleep(0.2)
     return 0
 
 
