@@ -49,6 +49,7 @@ class Controller:
         self.start_failures: dict[DeploymentID, int] = {}
         self.proxies: dict[str, dict[str, Any]] = {}
         self.proxy_errors: dict[str, str] = {}  # node -> why its last proxy failed
+        self.proxy_nodes: set[str] | None = None  # nodes that should run a proxy; None until known
         # Versions only need to differ; starting from the clock keeps a restarted
         # controller's versions apart from the ones callers already hold.
         self.version = time.time_ns() // 1000
@@ -349,6 +350,7 @@ class Controller:
         if self.http_options.get("location") == "HeadOnly":
             nodes = [n for n in nodes if n["is_head"]]
         alive = {n["node_id"] for n in nodes}
+        self.proxy_nodes = alive  # every one of them should have a healthy proxy
         for node_id in list(self.proxies):
             if node_id not in alive:
                 cluster.kill(self.proxies.pop(node_id)["handle"])
@@ -362,7 +364,13 @@ class Controller:
                     opts["port"] = int(labels[cluster.PROXY_PORT_LABEL])
                 if cluster.PROXY_HOST_LABEL in labels:
                     opts["host"] = labels[cluster.PROXY_HOST_LABEL]
-                handle = cluster.get_actor(name) or cluster.start_proxy(name, n["node_id"], opts)
+                stale = cluster.get_actor(name)
+                if stale is not None:
+                    # Not ours (restored ones are already in self.proxies): it may
+                    # listen with other options. Replace it once its name is free.
+                    cluster.kill(stale)
+                    continue
+                handle = cluster.start_proxy(name, n["node_id"], opts)
                 self.proxies[n["node_id"]] = {"name": name, "handle": handle, "state": "STARTING", "ip": n["ip"]}
                 asyncio.get_event_loop().create_task(self._proxy_ready(n["node_id"]))
                 self._checkpoint()
@@ -500,6 +508,11 @@ class Controller:
                 "metrics_port": p.get("metrics_port", 0), "current": await self._proxy_current(p)}
             for n, p in self.proxies.items()
         }
+        missing = {"state": "STARTING", "host": "", "port": 0, "pid": 0, "metrics_port": 0, "current": False}
+        if self.proxy_nodes is None and self.http_options.get("location") != "Disabled":
+            proxies.setdefault("unknown", missing)  # nodes not listed yet: not ready
+        for n in self.proxy_nodes or ():
+            proxies.setdefault(n, missing)
         for n, err in self.proxy_errors.items():
             if proxies.get(n, {}).get("state") != "HEALTHY":
                 proxies[n] = {**proxies.get(n, {"host": "", "port": 0, "pid": 0, "metrics_port": 0}), "state": "FAILED", "message": err, "current": False}
@@ -536,7 +549,16 @@ class Controller:
         for recs in self.replicas.values():
             for r in recs.values():
                 cluster.kill(r.handle)
+        names = [p["name"] for p in self.proxies.values()]
+        names += [r.actor_name for recs in self.replicas.values() for r in recs.values()]
         self.proxies.clear()
+        # Return only when they are gone, so their ports are free for whoever comes next.
+        loop = asyncio.get_event_loop()
+        deadline = time.monotonic() + 15
+        while names and time.monotonic() < deadline:
+            names = [n for n in names if await loop.run_in_executor(None, cluster.get_actor, n) is not None]
+            if names:
+                await asyncio.sleep(0.1)
         try:
             cluster.kv_del(CHECKPOINT_KEY)
         except Exception as e:
