@@ -35,6 +35,10 @@ class _TooLarge(Exception):
     pass
 
 
+class _ClientGone(Exception):
+    pass
+
+
 class ProxyApp:
     """The ASGI application; routes come from the caller context's snapshot."""
 
@@ -123,6 +127,8 @@ class ProxyApp:
             })
         except TimeoutError:
             return await _reply(send, 408, {"error": "RequestTimeout", "message": f"body not received within {self.body_timeout_s}s"})
+        except _ClientGone:
+            return 499
         headers = dict(scope.get("headers", ()))
         meta = {
             "request_id": headers.get(b"x-request-id", b"").decode() or f"{self.id_prefix}{next(self.ids)}",
@@ -154,7 +160,9 @@ class ProxyApp:
             if k == b"content-length" and v.isdigit() and int(v) > self.max_body:
                 raise _TooLarge
         first = await receive()  # usually the whole body, already buffered
-        if first["type"] == "http.request" and not first.get("more_body", False):
+        if first["type"] == "http.disconnect":
+            raise _ClientGone
+        if not first.get("more_body", False):
             if len(first.get("body", b"")) > self.max_body:
                 raise _TooLarge
             return first.get("body", b"")
@@ -165,7 +173,7 @@ class ProxyApp:
         size = 0
         while True:
             if msg["type"] == "http.disconnect":
-                raise asyncio.CancelledError
+                raise _ClientGone
             data = msg.get("body", b"")
             size += len(data)
             if size > self.max_body:
