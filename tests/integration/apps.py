@@ -270,3 +270,7 @@ class Work:
 
     def pid(self):
         return os.getpid()
+
+    async def slow_pid(self, s: float) -> int:
+        await asyncio.sleep(s)
+        return os.getpid()

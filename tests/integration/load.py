@@ -18,8 +18,8 @@ class LoadResult:
 
 
 class OpenLoop:
-    def __init__(self, url: str, rate: float, timeout_s: float = 5.0) -> None:
-        self.url, self.rate, self.timeout_s = url, rate, timeout_s
+    def __init__(self, url: str, rate: float, timeout_s: float = 5.0, method: str = "GET") -> None:
+        self.url, self.rate, self.timeout_s, self.method = url, rate, timeout_s, method
         self.result = LoadResult()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
@@ -34,7 +34,7 @@ class OpenLoop:
 
     async def _one(self, client: httpx.AsyncClient, intended: float) -> None:
         try:
-            r = await client.get(self.url, timeout=self.timeout_s)
+            r = await client.request(self.method, self.url, timeout=self.timeout_s)
             if r.status_code == 200:
                 self.result.ok += 1
                 self.result.pids.add(r.json())
@@ -61,3 +61,6 @@ class OpenLoop:
                 self.result.sent = n
             if tasks:
                 await asyncio.wait(tasks, timeout=self.timeout_s + 1)
+            for t in list(tasks):  # still unanswered: that is a failure, not a skip
+                t.cancel()
+                self.result.failed.append((None, "unanswered", ""))

@@ -110,3 +110,33 @@ def test_killed_proxy_comes_back_and_reports_health(serve_core_app):
     (new,) = serve.status().proxies.values()
     assert new["pid"] != proxy["pid"]
     assert requests.get(BASE + "/work", timeout=5).status_code == 200
+
+
+def test_replica_killed_non_idempotent_requests_fail_fast_and_clearly(serve_core_app):
+    serve.run(apps.Work.bind(), name="work", route_prefix="/work")
+    victim = sorted(replica_pids("work", "Work"))[0]
+    with OpenLoop(BASE + "/work?ms=50", rate=100, method="POST") as load:
+        time.sleep(1.0)
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(3.0)
+    r = load.result
+    # POSTs the dead replica had accepted are not retried: a 502 naming the cause, at once.
+    assert all(status == 502 and "died while handling a non-idempotent request" in body for _, status, body in r.failed), r.failed[:5]
+    assert r.ok + len(r.failed) == r.sent  # every request was answered (none hung)
+    assert len(r.failed) < r.sent // 10
+
+
+def test_handle_calls_marked_idempotent_are_retried(serve_core_app):
+    h = serve.run(apps.Work.bind(), name="work", route_prefix=None)
+    import asyncio
+
+    victim = sorted(replica_pids("work", "Work"))[0]
+
+    async def burst():
+        calls = [h.options(idempotent=True).slow_pid.remote(0.3) for _ in range(20)]
+        await asyncio.sleep(0.1)
+        os.kill(victim, signal.SIGKILL)
+        return await asyncio.gather(*calls)
+
+    pids = asyncio.run(burst())
+    assert len(pids) == 20 and victim not in pids  # those on the dead replica ran again elsewhere
