@@ -1,0 +1,106 @@
+"""The controller against a fake cluster: deploy, replace the dead, restart and
+re-adopt from the checkpoint without starting anything new."""
+
+import asyncio
+
+import cloudpickle
+import pytest
+
+from serve_core import controller as controller_mod
+from serve_core.config import DeploymentOptions
+from tests.unit.fake_cluster import FakeCluster, FakeReplica
+
+
+class Model:
+    def __call__(self, x):
+        return x
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    cluster = FakeCluster()
+    monkeypatch.setattr(controller_mod, "cluster", cluster)
+    monkeypatch.setattr(controller_mod.metrics, "serve_metrics", lambda host: 0)  # no sockets
+    monkeypatch.setattr(controller_mod, "LOOP_PERIOD_S", 0.01)
+    return cluster
+
+
+def record(name, replicas, user_config=None):
+    opts = DeploymentOptions(num_replicas=replicas, user_config=user_config)
+    return {
+        "name": name, "def_bytes": cloudpickle.dumps(Model), "init_bytes": cloudpickle.dumps(((), {})),
+        "options": opts.model_dump(mode="json"), "target_replicas": replicas,
+    }
+
+
+async def until(pred, timeout=5.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not pred():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+async def running(c, app="app"):
+    st = await c.status()
+    return st["applications"].get(app, {}).get("status") == "RUNNING"
+
+
+def test_deploy_replace_dead_and_readopt_after_restart(fake):
+    async def main():
+        c = controller_mod.Controller({"location": "EveryNode"})
+        await c.deploy_app("app", "/", "Model", [record("Model", 2)])
+        while not await running(c):
+            await asyncio.sleep(0.01)
+        assert len(fake.started) == 2
+        version, snap = await c.listen(-1, 1)
+        assert len(snap["deployments"]["app#Model"]["replicas"]) == 2 and snap["routes"] == {"/": ("app", "app#Model")}
+
+        # A replica dies: it is replaced and leaves the published set.
+        victim = fake.actors[fake.started[0]]
+        fake.kill(victim)
+        await until(lambda: len(fake.started) == 3)
+        await until(lambda: all(a.replica_id != victim.spec["replica_id"] for a in c.snapshot()["deployments"]["app#Model"]["replicas"]))
+
+        # The controller process dies; a new one reloads the checkpoint and re-adopts.
+        await asyncio.sleep(0.1)  # let the checkpoint writer catch up
+        c._stopping = True
+        before = dict(fake.actors)
+        c2 = controller_mod.Controller({"location": "EveryNode"})
+        v2, snap2 = await c2.listen(version, 5)  # waits for re-adoption before answering
+        assert v2 != version
+        assert {a.replica_id for a in snap2["deployments"]["app#Model"]["replicas"]} == {
+            a.spec["replica_id"] for a in before.values() if isinstance(a, FakeReplica)
+        }
+        await asyncio.sleep(0.2)
+        assert len(fake.started) == 3  # nothing new was started
+        assert await running(c2)
+        c2._stopping = True
+
+    asyncio.run(main())
+
+
+def test_user_config_change_reconfigures_without_new_replicas(fake):
+    async def main():
+        c = controller_mod.Controller({"location": "EveryNode"})
+        await c.deploy_app("app", "/", "Model", [record("Model", 1, {"w": 1})])
+        await until(lambda: len(fake.started) == 1)
+        replica = fake.actors[fake.started[0]]
+        await c.deploy_app("app", "/", "Model", [record("Model", 1, {"w": 2})])
+        await until(lambda: replica.user_config == {"w": 2})
+        assert len(fake.started) == 1
+        c._stopping = True
+
+    asyncio.run(main())
+
+
+def test_delete_stops_replicas_and_forgets_the_app(fake):
+    async def main():
+        c = controller_mod.Controller({"location": "EveryNode"})
+        await c.deploy_app("app", "/", "Model", [record("Model", 2)])
+        await until(lambda: len(fake.started) == 2)
+        await c.delete_app("app")
+        await until(lambda: "app" not in c.apps)
+        assert not [n for n in fake.actors if n.startswith("SERVE_CORE_REPLICA")]
+        c._stopping = True
+
+    asyncio.run(main())
