@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from serve_core.router import Router
 
 log = logging.getLogger("serve_core.caller")
 LISTEN_TIMEOUT_S = 30.0
+REPORT_INTERVAL_S = 0.5  # demand reports: at most 2 messages/s per caller process, none when idle
 
 
 class CallerContext:
@@ -31,7 +33,11 @@ class CallerContext:
         self.version = -1
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self._watch: asyncio.Task[None] | None = None
+        self._report: asyncio.Task[None] | None = None
         self._first: asyncio.Event | None = None
+        self._wake = asyncio.Event()
+        self._controller: Any = None
+        self.caller_id = uuid.uuid4().hex
         self.controller_reachable = False
 
     def router(self, dep: DeploymentID) -> Router:
@@ -39,6 +45,7 @@ class CallerContext:
         r = self.routers.get(dep)
         if r is None:
             r = self.routers[dep] = Router(dep)
+            r.on_starved = self._wake.set  # report at once: the controller scales from zero
             info = self.snapshot["deployments"].get(dep.key())
             if info is not None:
                 r.update(info)
@@ -49,6 +56,30 @@ class CallerContext:
         if self._watch is None:
             self._first = asyncio.Event()
             self._watch = self.loop.create_task(self._watch_loop())
+            self._report = self.loop.create_task(self._report_loop())
+
+    async def _report_loop(self) -> None:
+        """Tell the controller this caller's demand per deployment, for autoscaling."""
+        last: dict[str, int] = {}
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), REPORT_INTERVAL_S)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            demand = {dep.key(): r.demand() for dep, r in self.routers.items()}
+            if demand == last and not any(demand.values()):
+                continue  # idle and already said so
+            controller = self._controller
+            if controller is None:
+                continue
+            try:
+                await asyncio.wait_for(controller.report_demand.options(max_task_retries=0).remote(self.caller_id, demand), 2.0)
+                last = demand
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the controller is away; the next report will do
+                pass
 
     async def wait_first_snapshot(self, timeout: float) -> None:
         self.start_watch()
@@ -63,6 +94,7 @@ class CallerContext:
                     controller = await self.loop.run_in_executor(None, cluster.get_controller)
                     if controller is None:
                         raise LookupError("controller not found")
+                    self._controller = controller
                 # Not retried by Ray: this loop retries itself, and knows when to stop.
                 ref = controller.listen.options(max_task_retries=0).remote(self.version, LISTEN_TIMEOUT_S)
                 version, snapshot = await asyncio.wait_for(ref, LISTEN_TIMEOUT_S + 10)
@@ -96,6 +128,10 @@ class CallerContext:
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None
+        if self._report is not None:
+            self._report.cancel()
+            self._report = None
+        self._controller = None
         self.routers.clear()
         self.snapshot = {"deployments": {}, "routes": {}}
         self.version = -1

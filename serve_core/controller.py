@@ -16,7 +16,7 @@ import uuid
 from dataclasses import asdict
 from typing import Any
 
-from serve_core import cluster, metrics
+from serve_core import autoscaler, cluster, metrics
 from serve_core import deployment_state as ds
 from serve_core.ids import (
     CHECKPOINT_KEY,
@@ -29,6 +29,7 @@ from serve_core.ids import (
 
 log = logging.getLogger("serve_core.controller")
 LOOP_PERIOD_S = 0.1
+DEMAND_FRESH_S = 2.0  # a caller's demand report counts this long (callers report every 0.5 s)
 NODE_CHECK_PERIOD_S = 1.0
 
 
@@ -59,6 +60,9 @@ class Controller:
         self._restored = asyncio.Event()  # callers get no snapshot before re-adoption ends
         self._last_node_check = 0.0
         self._stopping = False
+        self.demand: dict[str, tuple[float, dict[str, int]]] = {}  # caller -> (when, demand per deployment)
+        self.autoscalers: dict[DeploymentID, autoscaler.AutoscalerState] = {}
+        self.started_at = time.monotonic()
         self.metrics_port = metrics.serve_metrics(cluster.node_ip())
         adoptions = self._restore()
         loop = asyncio.get_event_loop()
@@ -163,6 +167,8 @@ class Controller:
         changed = False
         for dep in list(self.targets):
             target = self.targets[dep]
+            if target is not None and self._autoscale(dep, target):
+                changed = True
             recs = self.replicas.setdefault(dep, {})
             p = ds.plan(target, recs, dep in self.failed)
             for _ in range(p.start):
@@ -189,6 +195,40 @@ class Controller:
             await self._reconcile_proxies()
         if changed:
             self._checkpoint()
+
+    def _autoscale(self, dep: DeploymentID, target: ds.DeploymentTarget) -> bool:
+        """Apply the autoscaling policy to one deployment; True if its target changed."""
+        cfg = target.opts.autoscaling_config
+        if cfg is None:
+            return False
+        now = time.monotonic()
+        state = self.autoscalers.get(dep)
+        if state is None:
+            state = self.autoscalers[dep] = autoscaler.AutoscalerState(created_at=self.started_at)
+        key = dep.key()
+        total = sum(d.get(key, 0) for when, d in self.demand.values() if now - when < DEMAND_FRESH_S)
+        state.record(now, float(total), cfg.look_back_period_s)
+        decision = autoscaler.decide(cfg, target.target_replicas, state, now)
+        metrics.child(metrics.AUTOSCALER_DEMAND, dep.app, dep.name).set(total)
+        metrics.child(metrics.AUTOSCALER_DESIRED, dep.app, dep.name).set(decision.desired)
+        if decision.desired == target.target_replicas:
+            return False
+        log.info("autoscaling %s: %d -> %d replicas (%s, demand %d)", dep, target.target_replicas, decision.desired, decision.reason, total)
+        metrics.child(metrics.AUTOSCALER_DECISIONS, dep.app, dep.name, decision.reason).inc()
+        target.target_replicas = decision.desired
+        return True
+
+    async def report_demand(self, caller_id: str, demand: dict[str, int]) -> None:
+        """Callers' running plus queued requests per deployment (about 2 messages/s each)."""
+        self.demand[caller_id] = (time.monotonic(), demand)
+        stale = [c for c, (when, _) in self.demand.items() if time.monotonic() - when > 60]
+        for c in stale:
+            del self.demand[c]
+        for key, n in demand.items():
+            dep = DeploymentID.from_key(key)
+            target = self.targets.get(dep)
+            if n and target is not None and target.target_replicas == 0 and self._autoscale(dep, target):
+                self._checkpoint()  # from zero: start now, not on the next pass
 
     def _export(self, dep: DeploymentID, target: ds.DeploymentTarget | None, recs: dict[str, ds.ReplicaRecord]) -> None:
         for state in ReplicaState:
@@ -412,6 +452,10 @@ class Controller:
             wanted.add(dep)
             new = ds.DeploymentTarget(dep, d["def_bytes"], d["init_bytes"], d["options"], d["target_replicas"])
             old = self.targets.get(dep)
+            ac = new.opts.autoscaling_config
+            if ac is not None and old is not None and old.opts.autoscaling_config is not None:
+                # A redeploy keeps the size the autoscaler found, within the new bounds.
+                new.target_replicas = min(ac.max_replicas, max(ac.min_replicas, old.target_replicas))
             if old is None or old.code_version() != new.code_version():
                 self.failed.pop(dep, None)
                 self.start_failures.pop(dep, None)

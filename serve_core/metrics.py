@@ -58,6 +58,18 @@ DEPLOYMENT_TARGET = Gauge(
     "serve_core_deployment_target_replicas", "Target replica count per deployment.",
     ["application", "deployment"],
 )
+AUTOSCALER_DEMAND = Gauge(
+    "serve_core_autoscaler_demand", "Requests running plus queued, summed over callers (controller view).",
+    ["application", "deployment"],
+)
+AUTOSCALER_DESIRED = Gauge(
+    "serve_core_autoscaler_desired_replicas", "Replicas the autoscaling policy wants.",
+    ["application", "deployment"],
+)
+AUTOSCALER_DECISIONS = Counter(
+    "serve_core_autoscaler_decisions_total", "Changes of the replica target by the autoscaler, by reason.",
+    ["application", "deployment", "reason"],
+)
 CONTROL_LOOP = Histogram(
     "serve_core_controller_loop_duration_seconds", "Time of one reconcile pass.",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),

@@ -132,6 +132,7 @@ class Router:
         self.idempotent = False
         self.no_replica_timeout_s = no_replica_timeout_s
         self.queued = 0
+        self.on_starved: Any = None  # called when a request finds no replica (scale from zero)
         self.known = asyncio.Event()
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._rng = random.Random()
@@ -161,6 +162,10 @@ class Router:
 
     def running_replicas(self) -> int:
         return len(self.conns)
+
+    def demand(self) -> int:
+        """Requests this caller has running at replicas or waiting for one."""
+        return sum(c.inflight for c in self.conns.values()) + self.queued
 
     # -- sending -----------------------------------------------------------------------
 
@@ -248,6 +253,8 @@ class Router:
                 raise BackPressureError(self.dep.name, self.queued, self.max_queued)
             timeout = None
             if not usable:
+                if deadline is None and self.on_starved is not None:
+                    self.on_starved()
                 deadline = deadline or now + self.no_replica_timeout_s
                 timeout = deadline - now
                 if timeout <= 0:

@@ -274,3 +274,17 @@ class Work:
     async def slow_pid(self, s: float) -> int:
         await asyncio.sleep(s)
         return os.getpid()
+
+
+@serve.deployment(
+    autoscaling_config={
+        "min_replicas": 0, "max_replicas": 3, "target_ongoing_requests": 1, "upscale_delay_s": 0,
+        "downscale_delay_s": 1, "downscale_to_zero_delay_s": 2, "look_back_period_s": 1,
+    },
+    ray_actor_options={"num_cpus": 0.1},
+    max_ongoing_requests=2,
+)
+class Elastic:
+    async def __call__(self, request: Request):
+        await asyncio.sleep(float(request.query_params.get("s", "0")))
+        return os.getpid()
