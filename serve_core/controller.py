@@ -228,7 +228,9 @@ class Controller:
             dep = DeploymentID.from_key(key)
             target = self.targets.get(dep)
             if n and target is not None and target.target_replicas == 0 and self._autoscale(dep, target):
-                self._checkpoint()  # from zero: start now, not on the next pass
+                self._checkpoint()
+                for _ in range(ds.plan(target, self.replicas.setdefault(dep, {}), dep in self.failed).start):
+                    self._start_replica(dep, target)  # from zero: start now, not on the next pass
 
     def _export(self, dep: DeploymentID, target: ds.DeploymentTarget | None, recs: dict[str, ds.ReplicaRecord]) -> None:
         for state in ReplicaState:
