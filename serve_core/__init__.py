@@ -1,30 +1,65 @@
 """serve_core: a Ray Serve-compatible model server with a direct data path.
 
 ``import serve_core as serve`` in place of ``from ray import serve``.
+
+Names are imported on first use, so a replica or proxy process, which needs only
+the data path, does not pay for the API and config modules (pydantic, FastAPI) when
+it starts: that is part of a cold start from zero.
 """
 
-from serve_core.api import (
-    Application,
-    Deployment,
-    delete,
-    deployment,
-    get_app_handle,
-    get_deployment_handle,
-    ingress,
-    run,
-    shutdown,
-    start,
-    status,
-)
-from serve_core.batching import batch
-from serve_core.config import AutoscalingConfig, HTTPOptions
-from serve_core.context import get_multiplexed_model_id, get_replica_context
-from serve_core.handle import DeploymentHandle, DeploymentResponse, DeploymentResponseGenerator
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "Application": "serve_core.api", "Deployment": "serve_core.api", "delete": "serve_core.api",
+    "deployment": "serve_core.api", "get_app_handle": "serve_core.api",
+    "get_deployment_handle": "serve_core.api", "ingress": "serve_core.api", "run": "serve_core.api",
+    "shutdown": "serve_core.api", "start": "serve_core.api", "status": "serve_core.api",
+    "batch": "serve_core.batching",
+    "AutoscalingConfig": "serve_core.config", "HTTPOptions": "serve_core.config",
+    "get_multiplexed_model_id": "serve_core.context", "get_replica_context": "serve_core.context",
+    "DeploymentHandle": "serve_core.handle", "DeploymentResponse": "serve_core.handle",
+    "DeploymentResponseGenerator": "serve_core.handle",
+}
 __all__ = [
     "Application", "AutoscalingConfig", "Deployment", "DeploymentHandle", "DeploymentResponse",
     "DeploymentResponseGenerator", "HTTPOptions", "batch", "delete", "deployment", "get_app_handle",
     "get_deployment_handle", "get_multiplexed_model_id", "get_replica_context", "ingress", "run",
     "shutdown", "start", "status",
 ]
+assert sorted(__all__) == sorted(_EXPORTS)
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from serve_core.api import (
+        Application,
+        Deployment,
+        delete,
+        deployment,
+        get_app_handle,
+        get_deployment_handle,
+        ingress,
+        run,
+        shutdown,
+        start,
+        status,
+    )
+    from serve_core.batching import batch
+    from serve_core.config import AutoscalingConfig, HTTPOptions
+    from serve_core.context import get_multiplexed_model_id, get_replica_context
+    from serve_core.handle import DeploymentHandle, DeploymentResponse, DeploymentResponseGenerator
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'serve_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)
