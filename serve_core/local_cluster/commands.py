@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from serve_core.errors import ConfigError
-from serve_core.local_cluster import layout, netns, processes, prometheus, ray_nodes, redis
+from serve_core.local_cluster import faults, layout, netns, processes, prometheus, ray_nodes, redis
 from serve_core.local_cluster.errors import LocalClusterError
 from serve_core.local_cluster.state import DEFAULT_ROOT, ClusterState, ProcessRecord, load, state_dir
 
@@ -88,6 +88,8 @@ def add_cluster_commands(subparsers: Any) -> None:
     common(dn)
     dn.add_argument("--keep-logs", action="store_true", help="keep the state directory's logs/")
     dn.set_defaults(handler=cmd_down)
+
+    faults.add_fault_commands(sub, common)
 
 
 # -- up -------------------------------------------------------------------------------------
