@@ -76,13 +76,16 @@ def start_controller(http_options: dict[str, Any]) -> Any:
 def start_replica(name: str, spec: dict[str, Any], actor_options: dict[str, Any]) -> Any:
     from serve_core.replica import ReplicaActor
 
+    # SPREAD (as Ray Serve does): replicas on different nodes, so losing a node
+    # does not take every replica of a deployment with it.
+    options = {"scheduling_strategy": "SPREAD", **actor_options}
     cls = ray.remote(ReplicaActor).options(
         name=name,
         namespace=NAMESPACE,
         lifetime="detached",
         max_restarts=0,  # the controller replaces dead replicas
         max_concurrency=8,
-        **actor_options,
+        **options,
     )
     return cls.remote(spec)
 
