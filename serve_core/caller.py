@@ -34,7 +34,6 @@ class CallerContext:
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self._watch: asyncio.Task[None] | None = None
         self._report: asyncio.Task[None] | None = None
-        self._first: asyncio.Event | None = None
         self._wake = asyncio.Event()
         self._controller: Any = None
         self.caller_id = uuid.uuid4().hex
@@ -54,7 +53,6 @@ class CallerContext:
 
     def start_watch(self) -> None:
         if self._watch is None:
-            self._first = asyncio.Event()
             self._watch = self.loop.create_task(self._watch_loop())
             self._report = self.loop.create_task(self._report_loop())
 
@@ -80,11 +78,6 @@ class CallerContext:
                 raise
             except Exception:  # the controller is away; the next report will do
                 pass
-
-    async def wait_first_snapshot(self, timeout: float) -> None:
-        self.start_watch()
-        assert self._first is not None
-        await asyncio.wait_for(self._first.wait(), timeout)
 
     async def _watch_loop(self) -> None:
         controller = None
@@ -121,8 +114,6 @@ class CallerContext:
                 r.update({"replicas": [], "max_ongoing": r.max_ongoing, "max_queued": r.max_queued, "idempotent": r.idempotent})
         for fn in self.listeners:
             fn(snapshot)
-        if self._first is not None:
-            self._first.set()
 
     def close(self) -> None:
         if self._watch is not None:

@@ -257,9 +257,9 @@ class Controller:
         rec.started_at = time.time()
         rec.handle = cluster.start_replica(rec.actor_name, spec, opts.actor_options())
         self.replicas[dep][rid] = rec
-        rec.tasks.append(asyncio.get_event_loop().create_task(self._initialize(dep, rec, opts.health_check_timeout_s)))
+        rec.tasks.append(asyncio.get_event_loop().create_task(self._initialize(dep, rec)))
 
-    async def _initialize(self, dep: DeploymentID, rec: ds.ReplicaRecord, _timeout: float) -> None:
+    async def _initialize(self, dep: DeploymentID, rec: ds.ReplicaRecord) -> None:
         try:
             info = await rec.handle.initialize.remote(None)
         except Exception as e:
@@ -300,12 +300,12 @@ class Controller:
         target = self.targets.get(dep)
         period = target.opts.health_check_period_s if target else 10.0
         timeout = target.opts.health_check_timeout_s if target else 30.0
-        rec.tasks.append(asyncio.get_event_loop().create_task(self._watch_replica(dep, rec, period, timeout)))
+        rec.tasks.append(asyncio.get_event_loop().create_task(self._watch_replica(dep, rec)))
         rec.tasks.append(asyncio.get_event_loop().create_task(self._health(dep, rec, period, timeout)))
         self._checkpoint()
         self._publish()
 
-    async def _watch_replica(self, dep: DeploymentID, rec: ds.ReplicaRecord, period: float, timeout: float) -> None:
+    async def _watch_replica(self, dep: DeploymentID, rec: ds.ReplicaRecord) -> None:
         """Notice a replica's death at once: this call returns only when it dies."""
         try:
             await rec.handle.wait_until_dead.remote()
@@ -609,9 +609,6 @@ class Controller:
             cluster.kv_del(CHECKPOINT_KEY)
         except Exception as e:
             log.warning("could not delete checkpoint: %s", e)
-
-    async def ping(self) -> bool:
-        return True
 
     async def pid(self) -> int:
         import os

@@ -107,11 +107,6 @@ class ReplicaServer:
     async def _construct(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         # Slow constructors (model loading) run off the loop; async ones on it.
         obj = await self.loop.run_in_executor(self.pool, functools.partial(self.target, *args, **kwargs))
-        if inspect.isawaitable(obj):  # pragma: no cover - classes with async __new__
-            obj = await obj
-        init = getattr(obj, "__serve_core_async_init__", None)
-        if init is not None:
-            await init()
         return obj
 
     async def reconfigure(self, user_config: Any) -> None:

@@ -133,7 +133,6 @@ class Router:
         self.no_replica_timeout_s = no_replica_timeout_s
         self.queued = 0
         self.on_starved: Any = None  # called when a request finds no replica (scale from zero)
-        self.known = asyncio.Event()
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._rng = random.Random()
         self._queued_gauge = metrics.child(metrics.ROUTER_QUEUED, dep.app, dep.name)
@@ -157,11 +156,7 @@ class Router:
         for rid, addr in live.items():
             if rid not in self.conns:
                 self.conns[rid] = ReplicaConn(addr)
-        self.known.set()
         self._wake(all_=True)
-
-    def running_replicas(self) -> int:
-        return len(self.conns)
 
     def demand(self) -> int:
         """Requests this caller has running at replicas or waiting for one."""

@@ -95,7 +95,7 @@ def restart_node(state: ClusterState, name: str) -> ProcessRecord:
     new = ray_nodes.start_node(state, node, ray_nodes.cluster_env(state))
     state.add(new)
     state.save()
-    _wait_started(new, offset)
+    ray_nodes.wait_started(new, START_TIMEOUT_S, offset)
     state.save()
     return new
 
@@ -194,22 +194,3 @@ def _size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0
-
-
-def _wait_started(record: ProcessRecord, offset: int) -> None:
-    """Until the node's log, past ``offset``, says it started; fail with its log if it exits."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            with open(record.log, errors="replace") as f:
-                f.seek(offset)
-                if ray_nodes.STARTED_MARKER in f.read():
-                    record.children = processes.find_children(record.pid, ray_nodes.NODE_PROCESS_NAMES)
-                    return
-        except OSError:
-            pass
-        if not processes.alive(record):
-            break
-        time.sleep(0.25)
-    raise LocalClusterError(f"Ray node {record.name} did not start again", processes.tail(record.log),
-                            f"see {record.log}; `serve-core cluster down` and `up` again")

@@ -117,12 +117,14 @@ def start_node(state: ClusterState, node: NodePlan, env: dict[str, str]) -> Proc
     return processes.spawn(node.role, node.name, argv, log, node_env, namespace=node.namespace, cwd=os.getcwd())
 
 
-def wait_started(record: ProcessRecord, timeout_s: float = 90.0) -> None:
-    """Until the node's `ray start` says it started; fail with its log if it exits."""
+def wait_started(record: ProcessRecord, timeout_s: float = 90.0, offset: int = 0) -> None:
+    """Until the node's `ray start` says it started (in its log past ``offset``, for a
+    restart appending to the same log); fail with its log if it exits."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
             with open(record.log, errors="replace") as f:
+                f.seek(offset)
                 if STARTED_MARKER in f.read():
                     record.children = processes.find_children(record.pid, NODE_PROCESS_NAMES)
                     return
