@@ -38,10 +38,10 @@ bench-smoke: deps
 	$(PYTHON) -m bench.http_bench --smoke
 
 lint: deps
-	$(PYTHON) -m ruff check serve_core tests bench examples scripts
+	$(PYTHON) -m ruff check serve_core loadgen chaos tests bench examples scripts
 
 typecheck: deps
-	$(PYTHON) -m mypy serve_core
+	$(PYTHON) -m mypy serve_core loadgen chaos
 
 clean:
 	rm -f $(STAMP)

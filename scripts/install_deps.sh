@@ -34,5 +34,5 @@ if ! $PY -c "import torch" >/dev/null 2>&1; then
     echo "[deps] installing torch==2.13.0 (CPU)"
     $PY -m pip install -q "torch==2.13.0"
 fi
-echo "[deps] installing serve-core with extras dev, compare, examples"
-$PY -m pip install -q -e ".[dev,compare,examples]"
+echo "[deps] installing serve-core with extras dev, compare, examples, testbed"
+$PY -m pip install -q -e ".[dev,compare,examples,testbed]"
