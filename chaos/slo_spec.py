@@ -40,7 +40,14 @@ class Recovery(_Strict):
     kind: Literal["recovery"] = "recovery"
     name: str = Field("recovery", description="Name in the journal and report.")
     max_s: float = Field(..., gt=0, description="Each fault must be recovered from within this many seconds.")
-    healthy_error_ratio: float = Field(0.01, ge=0, lt=1, description="Error ratio (over 5 s) that counts as recovered.")
+    healthy_error_ratio: float = Field(0.01, ge=0, lt=1, description="Error ratio (over window_s) that counts as recovered.")
+    window_s: float = Field(
+        5, gt=0,
+        description="Window of the error ratio, seconds. Keep it at least twice the metrics update interval "
+                    "(Prometheus scrape; Ray's metrics_report_interval_ms, 10 s by default): a window with "
+                    "no counted request counts as not recovered.",
+    )
+    route: str | None = Field(None, description="Only this route (default: every route).")
 
 
 class PromQL(_Strict):

@@ -6,9 +6,10 @@ Rates are requests per second over the whole run (all Locust workers together).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 
 class _Strict(BaseModel):
@@ -92,3 +93,46 @@ class Trace(_Strict):
 
 
 LoadProfile = Annotated[Constant | Step | Spike | Ramp | Diurnal | Trace, Field(discriminator="kind")]
+
+
+_ADAPTER: TypeAdapter[LoadProfile] = TypeAdapter(LoadProfile)
+
+
+def parse_profile(data: object, source: str = "<profile>") -> LoadProfile:
+    """Validate a profile given as a mapping (as read from YAML or JSON); errors name every field."""
+    from loadgen.errors import ProfileError
+
+    if isinstance(data, Constant | Step | Spike | Ramp | Diurnal | Trace):
+        return data
+    if not isinstance(data, dict):
+        raise ProfileError(source, [f"expected a mapping with a 'kind' field, got {type(data).__name__}"])
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(profile)"
+            problems.append(f"{where}: {err['msg']}")
+        if "kind" not in data:
+            problems.append("add kind: constant | step | spike | ramp | diurnal | trace")
+        raise ProfileError(source, problems) from None
+
+
+def load_profile(path: str | Path) -> LoadProfile:
+    """Read a profile from a YAML (or JSON) file. A trace's relative ``path`` is resolved
+    against the profile file's folder, so a profile and its trace can move together."""
+    import yaml
+
+    from loadgen.errors import ProfileError
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ProfileError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        raise ProfileError(str(path), [f"not valid YAML: {exc}"]) from None
+    profile = parse_profile(data, str(path))
+    if isinstance(profile, Trace) and not Path(profile.path).is_absolute():
+        profile = profile.model_copy(update={"path": str(path.parent / profile.path)})
+    return profile

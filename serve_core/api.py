@@ -7,6 +7,7 @@ DeploymentHandles.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import time
@@ -117,6 +118,30 @@ def ingress(app: Any) -> Callable[[type], type]:
 # -- building an application ------------------------------------------------------------
 
 
+def code_hash(func_or_class: Any) -> str:
+    """What decides whether a redeploy restarts replicas: the defining file's source and
+    where in it the object is defined. Pickled bytes cannot decide it: cloudpickle gives a
+    class pickled by value a fresh id in every process, so each new driver would restart
+    every replica."""
+    h = hashlib.sha256(f"{func_or_class.__module__}:{func_or_class.__qualname__}:{_first_line(func_or_class)}".encode())
+    try:
+        path = inspect.getsourcefile(func_or_class)
+        with open(path or "", "rb") as f:
+            h.update(f.read())
+    except (OSError, TypeError):
+        h.update(cloudpickle.dumps(func_or_class))  # no source (e.g. a REPL): every deploy is new code
+    return h.hexdigest()[:16]
+
+
+def _first_line(obj: Any) -> int:
+    """Tells apart two definitions with one name in one file (e.g. two versions in a test)."""
+    code = getattr(obj, "__code__", None)
+    if code is not None:
+        return int(code.co_firstlineno)
+    lines = [f.__code__.co_firstlineno for f in vars(obj).values() if hasattr(f, "__code__")]
+    return min(lines, default=0)
+
+
 def build(app: Application, app_name: str) -> list[dict[str, Any]]:
     """Flatten the graph into deployment records the controller understands."""
     seen: dict[str, tuple[Deployment, dict[str, Any]]] = {}
@@ -138,6 +163,7 @@ def build(app: Application, app_name: str) -> list[dict[str, Any]]:
         seen[d.name] = (d, {
             "name": d.name,
             "def_bytes": cloudpickle.dumps(d.func_or_class),
+            "code_hash": code_hash(d.func_or_class),
             "init_bytes": init_bytes,
             "options": opts.model_dump(mode="json"),
             "target_replicas": opts.target_replicas(),

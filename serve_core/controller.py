@@ -26,11 +26,12 @@ from serve_core.ids import (
     ReplicaAddress,
     ReplicaState,
 )
+from serve_core.proxy_state import ProxyFleet
 
 log = logging.getLogger("serve_core.controller")
 LOOP_PERIOD_S = 0.1
+DEAD_KEPT_S = 60.0  # how long a dead replica stays in snapshots (a caller may be slow to poll)
 DEMAND_FRESH_S = 2.0  # a caller's demand report counts this long (callers report every 0.5 s)
-NODE_CHECK_PERIOD_S = 1.0
 
 
 class _App:
@@ -47,19 +48,20 @@ class Controller:
         self.targets: dict[DeploymentID, ds.DeploymentTarget | None] = {}
         self.replicas: dict[DeploymentID, dict[str, ds.ReplicaRecord]] = {}
         self.failed: dict[DeploymentID, str] = {}
+        # Replicas Ray reported dead, by deployment, with when: published for a while so that
+        # callers fail (or retry) what those replicas held at once instead of waiting on TCP,
+        # which never notices a node cut off the network.
+        self.dead: dict[DeploymentID, dict[str, float]] = {}
         self.start_failures: dict[DeploymentID, int] = {}
-        self.proxies: dict[str, dict[str, Any]] = {}
-        self.proxy_errors: dict[str, str] = {}  # node -> why its last proxy failed
-        self.proxy_nodes: set[str] | None = None  # nodes that should run a proxy; None until known
+        self.proxies = ProxyFleet(http_options, self._checkpoint)
         # Versions only need to differ; starting from the clock keeps a restarted
         # controller's versions apart from the ones callers already hold.
         self.version = time.time_ns() // 1000
         self._changed = asyncio.Event()
         self._dirty = False
         self._written = asyncio.Event()
-        self._restored = asyncio.Event()  # callers get no snapshot before re-adoption ends
-        self._last_node_check = 0.0
         self._stopping = False
+        self._restored = asyncio.Event()  # callers get no snapshot before re-adoption ends
         self.demand: dict[str, tuple[float, dict[str, int]]] = {}  # caller -> (when, demand per deployment)
         self.autoscalers: dict[DeploymentID, autoscaler.AutoscalerState] = {}
         self.started_at = time.monotonic()
@@ -105,7 +107,7 @@ class Controller:
             "apps": {n: (a.route_prefix, a.ingress, a.deleting) for n, a in self.apps.items()},
             "targets": {d.key(): (asdict(t) if t else None) for d, t in self.targets.items()},
             "replicas": {d.key(): [r.to_checkpoint() for r in rs.values() if r.state != ReplicaState.STOPPING] for d, rs in self.replicas.items()},
-            "proxies": {n: p["name"] for n, p in self.proxies.items()},
+            "proxies": self.proxies.checkpoint(),
         }
 
     async def _finish_restore(self, adoptions: list[asyncio.Task[None]]) -> None:
@@ -121,7 +123,7 @@ class Controller:
         if not raw:
             return adoptions
         doc = pickle.loads(raw)
-        self.http_options = doc["http_options"]
+        self.http_options = self.proxies.http_options = doc["http_options"]
         for name, (prefix, ingress, deleting) in doc["apps"].items():
             self.apps[name] = _App(name, prefix, ingress)
             self.apps[name].deleting = deleting
@@ -143,11 +145,7 @@ class Controller:
                     task = asyncio.get_event_loop().create_task(self._adopt(dep, rec))
                     rec.tasks.append(task)
                     adoptions.append(task)
-        for node_id, name in doc.get("proxies", {}).items():
-            handle = cluster.get_actor(name)
-            if handle is not None:
-                self.proxies[node_id] = {"name": name, "handle": handle, "state": "STARTING"}
-                asyncio.get_event_loop().create_task(self._proxy_ready(node_id))
+        self.proxies.restore(doc.get("proxies", {}))
         log.info("restored %d applications from checkpoint", len(self.apps))
         return adoptions
 
@@ -190,9 +188,7 @@ class Controller:
             if app.deleting and not any(d.app == name for d in self.targets):
                 del self.apps[name]
                 changed = True
-        if time.monotonic() - self._last_node_check > NODE_CHECK_PERIOD_S:
-            self._last_node_check = time.monotonic()
-            await self._reconcile_proxies()
+        await self.proxies.reconcile()
         if changed:
             self._checkpoint()
 
@@ -337,6 +333,8 @@ class Controller:
             if t is not asyncio.current_task():
                 t.cancel()
         log.warning("replica %s of %s %s; replacing it", rec.replica_id, dep, why)
+        if why == "died":
+            self.dead.setdefault(dep, {})[rec.replica_id] = time.monotonic()
         self._publish()
         self._checkpoint()
 
@@ -383,58 +381,6 @@ class Controller:
 
         rec.tasks.append(asyncio.get_event_loop().create_task(run()))
 
-    # -- proxies -----------------------------------------------------------------------
-
-    async def _reconcile_proxies(self) -> None:
-        if self.http_options.get("location") == "Disabled":
-            return
-        nodes = await asyncio.get_event_loop().run_in_executor(None, cluster.alive_nodes)
-        if self.http_options.get("location") == "HeadOnly":
-            nodes = [n for n in nodes if n["is_head"]]
-        alive = {n["node_id"] for n in nodes}
-        self.proxy_nodes = alive  # every one of them should have a healthy proxy
-        for node_id in list(self.proxies):
-            if node_id not in alive:
-                cluster.kill(self.proxies.pop(node_id)["handle"])
-                self._checkpoint()
-        for n in nodes:
-            if n["node_id"] not in self.proxies:
-                name = f"SERVE_CORE_PROXY:{n['node_id'][:16]}"
-                opts = dict(self.http_options)
-                labels = n.get("labels", {})
-                if cluster.PROXY_PORT_LABEL in labels:
-                    opts["port"] = int(labels[cluster.PROXY_PORT_LABEL])
-                if cluster.PROXY_HOST_LABEL in labels:
-                    opts["host"] = labels[cluster.PROXY_HOST_LABEL]
-                stale = cluster.get_actor(name)
-                if stale is not None:
-                    # Not ours (restored ones are already in self.proxies): it may
-                    # listen with other options. Replace it once its name is free.
-                    cluster.kill(stale)
-                    continue
-                handle = cluster.start_proxy(name, n["node_id"], opts)
-                self.proxies[n["node_id"]] = {"name": name, "handle": handle, "state": "STARTING", "ip": n["ip"]}
-                asyncio.get_event_loop().create_task(self._proxy_ready(n["node_id"]))
-                self._checkpoint()
-
-    async def _proxy_ready(self, node_id: str) -> None:
-        p = self.proxies[node_id]
-        try:
-            p.update(await p["handle"].ready.remote())
-            p["state"] = "HEALTHY"
-            self.proxy_errors.pop(node_id, None)
-            await p["handle"].wait_until_dead.remote()
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-            if not self._stopping and self.proxy_errors.get(node_id) != msg:
-                log.warning("proxy on node %s failed or died: %s", node_id[:8], msg)
-            self.proxy_errors[node_id] = msg
-        if self.proxies.get(node_id) is p:
-            del self.proxies[node_id]  # the next node check starts a new one
-            self._last_node_check = 0.0
-
     # -- API (called by drivers and the CLI) -------------------------------------------
 
     async def deploy_app(self, name: str, route_prefix: str | None, ingress: str, deployments: list[dict[str, Any]]) -> None:
@@ -452,7 +398,8 @@ class Controller:
         for d in deployments:
             dep = DeploymentID(name, d["name"])
             wanted.add(dep)
-            new = ds.DeploymentTarget(dep, d["def_bytes"], d["init_bytes"], d["options"], d["target_replicas"])
+            new = ds.DeploymentTarget(dep, d["def_bytes"], d["init_bytes"], d["options"], d["target_replicas"],
+                                      d.get("code_hash", ""))
             old = self.targets.get(dep)
             ac = new.opts.autoscaling_config
             if ac is not None and old is not None and old.opts.autoscaling_config is not None:
@@ -497,8 +444,12 @@ class Controller:
                 continue
             opts = target.opts
             running = [r.addr for r in self.replicas.get(dep, {}).values() if r.state == ReplicaState.RUNNING and r.addr]
+            dead = self.dead.get(dep, {})
+            for rid, at in list(dead.items()):
+                if time.monotonic() - at > DEAD_KEPT_S:
+                    del dead[rid]
             deployments[dep.key()] = {
-                "replicas": running, "max_ongoing": opts.max_ongoing_requests,
+                "replicas": running, "dead": sorted(dead), "max_ongoing": opts.max_ongoing_requests,
                 "max_queued": opts.max_queued_requests, "idempotent": opts.idempotent,
             }
         routes = {
@@ -549,35 +500,13 @@ class Controller:
                 "status": app_status.value, "message": message, "route_prefix": app.route_prefix,
                 "ingress": app.ingress, "last_deployed_time_s": app.deployed_at, "deployments": deps,
             }
-        proxies = {
-            n: {"state": p["state"], "host": p.get("host", ""), "port": p.get("port", 0), "pid": p.get("pid", 0),
-                "metrics_port": p.get("metrics_port", 0), "current": await self._proxy_current(p)}
-            for n, p in self.proxies.items()
-        }
-        missing = {"state": "STARTING", "host": "", "port": 0, "pid": 0, "metrics_port": 0, "current": False}
-        if self.proxy_nodes is None and self.http_options.get("location") != "Disabled":
-            proxies.setdefault("unknown", missing)  # nodes not listed yet: not ready
-        for n in self.proxy_nodes or ():
-            proxies.setdefault(n, missing)
-        for n, err in self.proxy_errors.items():
-            if proxies.get(n, {}).get("state") != "HEALTHY":
-                proxies[n] = {**proxies.get(n, {"host": "", "port": 0, "pid": 0, "metrics_port": 0}), "state": "FAILED", "message": err, "current": False}
-        return {"applications": apps, "proxies": proxies, "controller": {"metrics_port": self.metrics_port}}
-
-    async def _proxy_current(self, p: dict[str, Any]) -> bool:
-        """Has this proxy seen the latest published version?"""
-        if p["state"] != "HEALTHY":
-            return False
-        try:
-            return bool(await asyncio.wait_for(p["handle"].version.remote(), 2.0) >= self.version)
-        except Exception:
-            return False
+        return {"applications": apps, "proxies": await self.proxies.status(self.version), "controller": {"metrics_port": self.metrics_port}}
 
     async def metric_targets(self) -> list[str]:
         """host:port of every serve_core process's /metrics, for Prometheus discovery."""
         ip = cluster.node_ip()
         out = [f"{ip}:{self.metrics_port}"]
-        out += [f"{p['host']}:{p['metrics_port']}" for p in self.proxies.values() if p.get("metrics_port")]
+        out += self.proxies.metric_targets()
         for recs in self.replicas.values():
             out += [f"{r.addr.host}:{r.metrics_port}" for r in recs.values() if r.addr and r.metrics_port]
         return out
@@ -589,15 +518,12 @@ class Controller:
         while self.targets and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         self._stopping = True
+        names = self.proxies.kill_all()
         await asyncio.sleep(0)
-        for p in self.proxies.values():
-            cluster.kill(p["handle"])
         for recs in self.replicas.values():
             for r in recs.values():
                 cluster.kill(r.handle)
-        names = [p["name"] for p in self.proxies.values()]
         names += [r.actor_name for recs in self.replicas.values() for r in recs.values()]
-        self.proxies.clear()
         # Return only when they are gone, so their ports are free for whoever comes next.
         loop = asyncio.get_event_loop()
         deadline = time.monotonic() + 15

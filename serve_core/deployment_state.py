@@ -28,6 +28,7 @@ class DeploymentTarget:
     init_bytes: bytes
     options: dict[str, Any]
     target_replicas: int
+    code_hash: str = ""  # stable across driver processes (api.code_hash); def_bytes is not
 
     @property
     def opts(self) -> DeploymentOptions:
@@ -36,7 +37,7 @@ class DeploymentTarget:
     def code_version(self) -> str:
         """Changes of anything but user_config and replica counts restart replicas."""
         o = {k: v for k, v in self.options.items() if k not in ("user_config", "num_replicas", "autoscaling_config")}
-        h = hashlib.sha256(self.def_bytes)
+        h = hashlib.sha256(self.code_hash.encode() or self.def_bytes)
         h.update(self.init_bytes)
         h.update(json.dumps(o, sort_keys=True, default=str).encode())
         return h.hexdigest()[:12]

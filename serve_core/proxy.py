@@ -28,6 +28,8 @@ from serve_core.loop_thread import LoopThread, undo_worker_niceness
 
 log = logging.getLogger("serve_core.proxy")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PRECREATED_STATUSES = ("200", "500", "502", "503", "504")
+READY_WAIT_S = 5.0  # how long a request waits for a starting proxy's routes
 Send = Any
 
 
@@ -50,6 +52,7 @@ class ProxyApp:
         self.routes: list[tuple[str, str, DeploymentID]] = []
         self.draining = False
         self.ready = False  # until the first routes arrive from the controller
+        self._ready_event = asyncio.Event()
         self.ongoing = 0
         self.id_prefix = uuid.uuid4().hex[:12] + "-"  # request ids: unique per proxy, cheap per request
         self.ids = itertools.count()
@@ -58,8 +61,15 @@ class ProxyApp:
 
     def on_snapshot(self, snapshot: dict[str, Any]) -> None:
         self.ready = True
+        self._ready_event.set()
         routes = [(prefix, app, DeploymentID.from_key(key)) for prefix, (app, key) in snapshot["routes"].items()]
         self.routes = sorted(routes, key=lambda r: len(r[0]), reverse=True)
+        for prefix, app, _ in routes:
+            # Series that exist at zero before the first error: Prometheus' increase() loses
+            # part of a series' first sample, which would hide the start of an outage.
+            for method in ("GET", "POST"):
+                for status in PRECREATED_STATUSES:
+                    metrics.child(metrics.HTTP_REQUESTS, prefix, app, method, status)
 
     def match(self, path: str) -> tuple[str, str, DeploymentID] | None:
         for prefix, app, dep in self.routes:
@@ -80,10 +90,16 @@ class ProxyApp:
         if path.startswith("/-/"):
             await self.builtin(path, send)
             return
+        if not self.ready:
+            # A just-restarted proxy listens before its routes arrive (usually within a
+            # fraction of a second): hold the request for them rather than fail it.
+            try:
+                await asyncio.wait_for(self._ready_event.wait(), READY_WAIT_S)
+            except TimeoutError:
+                await _reply(send, 503, {"error": "Starting", "message": "this proxy has not received its routes yet"},
+                             retry_after=1)
+                return
         route = self.match(path)
-        if route is None and not self.ready:
-            await _reply(send, 503, {"error": "Starting", "message": "this proxy has not received its routes yet"}, retry_after=1)
-            return
         if route is None:
             await _reply(send, 404, {
                 "error": "NotFound", "message": f"no application serves path {path!r}",

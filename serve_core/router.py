@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import socket
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -23,9 +24,12 @@ from serve_core import metrics, wire
 from serve_core.errors import BackPressureError, NoReplicasError, ReplicaDiedError, ServeCoreError
 from serve_core.ids import DeploymentID, ReplicaAddress
 
+DEAD_PEER_TIMEOUT_MS = 3000  # a replica silent this long (not even its kernel) is gone
 LOST = -1  # synthetic frame: the connection closed before the request finished
 TERMINAL = frozenset({wire.REJECT, wire.RESULT, wire.ERROR, wire.HTTP, wire.END, LOST})
-RECONNECT_BACKOFF_S = 1.0
+RECONNECT_BACKOFF_S = 1.0  # first wait after a failed or lost connection; doubles per failure
+RECONNECT_BACKOFF_MAX_S = 8.0
+CONNECT_TIMEOUT_S = 1.0  # replicas are a hop away: a connect this slow is to a vanished node
 MAX_RETRIES = 3
 _rids = itertools.count(1)
 
@@ -65,6 +69,20 @@ class PendingCall:
         return await self.waiter
 
 
+def _detect_dead_peer(sock: socket.socket | None) -> None:
+    """Let the kernel notice a replica whose node vanished (cut off, powered off): such a
+    peer never closes the connection, and the requests on it would wait forever. Keepalive
+    probes are answered by the peer's kernel, so a replica busy in user code is not taken
+    for dead; unacknowledged data gives up after TCP_USER_TIMEOUT."""
+    if sock is None or not hasattr(socket, "TCP_KEEPIDLE"):
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 2)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, DEAD_PEER_TIMEOUT_MS)
+
+
 class ReplicaConn:
     def __init__(self, addr: ReplicaAddress) -> None:
         self.addr = addr
@@ -73,6 +91,7 @@ class ReplicaConn:
         self.proto: wire.FrameProtocol | None = None
         self.connecting: asyncio.Future[None] | None = None
         self.down_until = 0.0
+        self.failures = 0  # connections failed or lost in a row
         self.removed = False
 
     def usable(self, now: float) -> bool:
@@ -95,11 +114,13 @@ class ReplicaConn:
         loop = asyncio.get_running_loop()
         proto = wire.FrameProtocol(self._on_frame, self._on_lost)
         try:
-            await asyncio.wait_for(loop.create_connection(lambda: proto, self.addr.host, self.addr.port), 5.0)
+            transport, _ = await asyncio.wait_for(
+                loop.create_connection(lambda: proto, self.addr.host, self.addr.port), CONNECT_TIMEOUT_S)
         except (TimeoutError, OSError):
-            self.down_until = time.monotonic() + RECONNECT_BACKOFF_S
+            self._back_off()
             raise
-        self.proto = proto
+        _detect_dead_peer(transport.get_extra_info("socket"))
+        self.proto, self.failures = proto, 0
 
     def _on_frame(self, msg: tuple[Any, ...]) -> None:
         if msg[0] == wire.UNREADABLE:
@@ -111,12 +132,22 @@ class ReplicaConn:
                 del self.pending[msg[1]]
             p.push(msg)
 
+    def _back_off(self) -> None:
+        self.down_until = time.monotonic() + min(RECONNECT_BACKOFF_MAX_S, RECONNECT_BACKOFF_S * 2 ** self.failures)
+        self.failures += 1
+
     def _on_lost(self, exc: Exception | None) -> None:
         self.proto = None
-        self.down_until = time.monotonic() + RECONNECT_BACKOFF_S
+        self._back_off()
         pending, self.pending = self.pending, {}
         for rid, p in pending.items():
             p.push((LOST, rid))
+
+    def abort(self) -> None:
+        if self.proto is not None and self.proto.transport is not None:
+            self.proto.transport.abort()  # connection_lost then answers every pending call LOST
+        else:
+            self._on_lost(None)
 
     def close_if_idle(self) -> None:
         if self.removed and self.inflight == 0 and self.proto is not None and self.proto.transport is not None:
@@ -148,10 +179,14 @@ class Router:
         self.max_queued = info["max_queued"]
         self.idempotent = info["idempotent"]
         live = {a.replica_id: a for a in info["replicas"]}
+        dead = set(info.get("dead", ()))
         for rid, conn in list(self.conns.items()):
             if rid not in live:
                 conn.removed = True  # finish what it has, take nothing new
-                conn.close_if_idle()
+                if rid in dead:
+                    conn.abort()  # it died: what it held is lost now (retried if idempotent)
+                else:
+                    conn.close_if_idle()
                 del self.conns[rid]
         for rid, addr in live.items():
             if rid not in self.conns:

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from serve_core.errors import ConfigError
-from serve_core.local_cluster import faults, layout, netns, processes, prometheus, ray_nodes, redis
+from serve_core.local_cluster import fault_commands, layout, netns, probe, processes, prometheus, ray_nodes, redis
 from serve_core.local_cluster.errors import LocalClusterError
 from serve_core.local_cluster.state import DEFAULT_ROOT, ClusterState, ProcessRecord, load, state_dir
 
@@ -89,7 +89,7 @@ def add_cluster_commands(subparsers: Any) -> None:
     dn.add_argument("--keep-logs", action="store_true", help="keep the state directory's logs/")
     dn.set_defaults(handler=cmd_down)
 
-    faults.add_fault_commands(sub, common)
+    fault_commands.add_fault_commands(sub, common)
 
 
 # -- up -------------------------------------------------------------------------------------
@@ -228,7 +228,7 @@ def wait_for_nodes(state: ClusterState) -> None:
     deadline = time.monotonic() + PROBE_TIMEOUT_S
     last: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        last = run_probe(state, timeout_s=max(5.0, deadline - time.monotonic()))
+        last = probe.ask(state, timeout_s=max(5.0, deadline - time.monotonic()))
         seen = {want[(n["address"], n["metrics_port"])]: n["node_id"]
                 for n in last.get("nodes", []) if n["alive"] and (n["address"], n["metrics_port"]) in want}
         if len(seen) == len(want):
@@ -239,25 +239,6 @@ def wait_for_nodes(state: ClusterState) -> None:
         "not every node joined the cluster", f"Ray lists {last.get('nodes', last)}",
         f"see the node logs in {state.logs_dir}",
     )
-
-
-def run_probe(state: ClusterState, timeout_s: float = 45.0) -> dict[str, Any]:
-    """Ray's view (nodes, serve_core status) from a driver on the head node."""
-    argv = [sys.executable, "-m", "serve_core.local_cluster.probe", "--address", state.plan.gcs_address]
-    if state.plan.head.namespace:
-        argv = ["ip", "netns", "exec", state.plan.head.namespace] + argv
-    try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env=ray_nodes.driver_env(state),
-                           stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return {"error": f"Ray did not answer within {timeout_s:.0f}s"}
-    for line in reversed(p.stdout.splitlines()):
-        if line.startswith("{"):
-            try:
-                return dict(json.loads(line))
-            except ValueError:
-                break
-    return {"error": f"probe exited {p.returncode}: {(p.stderr or p.stdout).strip()[-500:]}"}
 
 
 def summary(state: ClusterState, took_s: float) -> str:
@@ -298,7 +279,7 @@ def require_state(ns: argparse.Namespace) -> ClusterState:
 
 def cmd_status(ns: argparse.Namespace) -> int:
     state = require_state(ns)
-    ray_view = run_probe(state, timeout_s=45.0)
+    ray_view = probe.ask(state, timeout_s=45.0)
     doc = status_doc(state, ray_view, live_checks(state))
     print(json.dumps(doc, indent=2) if ns.json else yaml.safe_dump(doc, sort_keys=False), end="")
     return 0 if doc["healthy"] else 1
@@ -315,7 +296,7 @@ def live_checks(state: ClusterState) -> dict[str, Any]:
 
 
 def status_doc(state: ClusterState, ray_view: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
-    """The status document from the state file, Ray's view (``run_probe``) and
+    """The status document from the state file, Ray's view (``probe.ask``) and
     ``live_checks``. Pure."""
     plan = state.plan
     ray_nodes_by_key: dict[tuple[str, int], dict[str, Any]] = {}

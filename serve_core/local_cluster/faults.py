@@ -1,7 +1,10 @@
-"""`serve-core cluster fault kill-gcs | kill-node | restart-node`: faults by hand.
+"""Process faults on the embedded cluster: the GCS, a whole node, a replica, a proxy, the
+controller, and CPU burn (the command line is in ``fault_commands``).
 
-Every fault acts on processes the state file lists, by pid (checked against the recorded
-start time), never by name.
+Every fault acts on processes of this cluster by pid, never by name: nodes as the state
+file records them (checked against the recorded start time), and serve_core's replicas,
+proxies and controller by the pid serve_core reports, checked to descend from one of the
+cluster's nodes.
 
 What Ray 2.60 does when the head's GCS dies (checked here): the head's `ray start --block`
 notices that its gcs_server exited (within about a second), prints the tail of its log and
@@ -17,10 +20,13 @@ environment, as read from /proc before the kill.
 
 from __future__ import annotations
 
-import argparse
 import os
+import random
 import signal
+import subprocess
+import sys
 import time
+from typing import Any
 
 from serve_core.local_cluster import processes, ray_nodes
 from serve_core.local_cluster.errors import LocalClusterError
@@ -29,32 +35,6 @@ from serve_core.local_cluster.state import ClusterState, ProcessRecord
 HEAD_EXIT_WAIT_S = 10.0  # how long kill-gcs waits for the head's `ray start` to notice
 START_TIMEOUT_S = 90.0
 BOOTSTRAP_FILE = "ray_current_cluster"  # where `ray start` records the address it started
-
-
-def add_fault_commands(sub: argparse._SubParsersAction, common) -> None:  # type: ignore[type-arg]
-    f = sub.add_parser("fault", help="inject a fault by hand: kill-gcs, kill-node, restart-node")
-    fsub = f.add_subparsers(dest="fault_command", required=True)
-
-    kg = fsub.add_parser("kill-gcs", help="SIGKILL the head's gcs_server, wait, relaunch it (Redis keeps its tables)")
-    common(kg)
-    kg.add_argument("--down-for", type=float, default=5.0, metavar="SECONDS",
-                    help="seconds from the kill to the relaunch (default 5)")
-    kg.set_defaults(handler=cmd_kill_gcs)
-
-    kn = fsub.add_parser("kill-node", help="SIGKILL a node's whole process group (raylet, workers, proxy, replicas)")
-    common(kn)
-    kn.add_argument("--node", required=True, help="node name: head, w1, w2, ...")
-    kn.set_defaults(handler=cmd_kill_node)
-
-    rn = fsub.add_parser("restart-node", help="stop a node if it runs, start it again with its original arguments")
-    common(rn)
-    rn.add_argument("--node", required=True, help="node name: head, w1, w2, ...")
-    rn.set_defaults(handler=cmd_restart_node)
-
-
-def _state(ns: argparse.Namespace) -> ClusterState:
-    from serve_core.local_cluster.commands import require_state  # commands imports this module
-    return require_state(ns)
 
 
 # -- the faults --------------------------------------------------------------------------------
@@ -131,28 +111,59 @@ def kill_gcs(state: ClusterState, down_for_s: float, log=print) -> dict[str, obj
     return {"killed_pid": pid, "killed_start_time": started, "relaunched": how, "down_s": down_s}
 
 
-# -- handlers ----------------------------------------------------------------------------------
+def kill_replica(state: ClusterState, view: dict[str, Any], deployment: str | None = None, app: str | None = None,
+                 node: str | None = None, seed: int | None = None) -> dict[str, Any]:
+    """SIGKILL one running replica (chosen with ``seed`` among those matching); returns
+    what was killed."""
+    names = _node_names(state, view)
+    candidates = []
+    for app_name, a in sorted(((view.get("serve") or {}).get("applications") or {}).items()):
+        for dep_name, d in sorted(a.get("deployments", {}).items()):
+            for r in d.get("replicas", []):
+                where = names.get(r.get("node_id", ""), "")
+                if (r.get("state") == "RUNNING" and r.get("pid") and (app is None or app == app_name)
+                        and (deployment is None or deployment == dep_name) and (node is None or node == where)):
+                    candidates.append({"app": app_name, "deployment": dep_name, "replica_id": r["replica_id"],
+                                       "pid": r["pid"], "node": where})
+    if not candidates:
+        wanted = ", ".join(f"{k}={v}" for k, v in (("app", app), ("deployment", deployment), ("node", node)) if v)
+        raise LocalClusterError("no running replica to kill", f"none matches {wanted or 'anything'}",
+                                "check `serve-core cluster status` for deployments and the nodes of their replicas")
+    target = random.Random(seed).choice(candidates)
+    _kill_serve_process(state, target["pid"], f"replica {target['replica_id']}")
+    return target
 
 
-def cmd_kill_gcs(ns: argparse.Namespace) -> int:
-    if ns.down_for < 0:
-        from serve_core.errors import ConfigError
-        raise ConfigError("--down-for", ns.down_for, "give 0 or more seconds")
-    kill_gcs(_state(ns), ns.down_for, log=lambda m: print(m, flush=True))
-    return 0
+def kill_proxy(state: ClusterState, view: dict[str, Any], node: str) -> dict[str, Any]:
+    names = _node_names(state, view)
+    for node_id, p in ((view.get("serve") or {}).get("proxies") or {}).items():
+        if names.get(node_id) == node and p.get("pid"):
+            _kill_serve_process(state, p["pid"], f"proxy on {node}")
+            return {"node": node, "pid": p["pid"], "address": f"{p.get('host', '')}:{p.get('port', '')}"}
+    raise LocalClusterError(f"no proxy runs on node {node}", "serve_core reports none there",
+                            "deploy an application first (proxies start with it) and check `serve-core cluster status`")
 
 
-def cmd_kill_node(ns: argparse.Namespace) -> int:
-    n = kill_node(_state(ns), ns.node)
-    print(f"killed node {ns.node} ({n} processes)" if n else f"node {ns.node} was not running", flush=True)
-    return 0
+def kill_controller(state: ClusterState, view: dict[str, Any]) -> dict[str, Any]:
+    pid = int(view.get("controller_pid") or 0)
+    if not pid:
+        raise LocalClusterError("no serve_core controller to kill", view.get("serve_error") or "Ray reports none",
+                                "deploy an application first")
+    return {"pid": pid, "node": _kill_serve_process(state, pid, "controller")}
 
 
-def cmd_restart_node(ns: argparse.Namespace) -> int:
-    t = time.monotonic()
-    new = restart_node(_state(ns), ns.node)
-    print(f"node {ns.node} restarted (pid {new.pid}) in {time.monotonic() - t:.1f}s", flush=True)
-    return 0
+def cpu_burn(state: ClusterState, node: str, cores: int, for_s: float) -> dict[str, Any]:
+    """Spin ``cores`` busy processes in the node's network namespace for ``for_s`` seconds.
+    The nodes share this machine's cores, so the burn slows every node; it is placed on
+    ``node`` so that a containerised target (own cgroup) runs the same experiment."""
+    plan_node = state.plan.node(node)
+    prefix = ["ip", "netns", "exec", plan_node.namespace] if plan_node.namespace else []
+    argv = prefix + [sys.executable, "-c", "import time\nend = time.monotonic() + float(__import__('sys').argv[1])\n"
+                     "while time.monotonic() < end: pass", str(for_s)]
+    procs = [subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL) for _ in range(cores)]
+    for p in procs:
+        p.wait()
+    return {"node": node, "cores": cores, "pids": [p.pid for p in procs]}
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -194,3 +205,26 @@ def _size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0
+
+
+def _node_names(state: ClusterState, view: dict[str, Any]) -> dict[str, str]:
+    """Ray node id -> node name (by address and metrics port, as `status` matches them)."""
+    by_key = {(n.address, n.ports.metrics_export): n.name for n in state.plan.nodes}
+    return {n["node_id"]: by_key.get((n["address"], n["metrics_port"]), n["address"])
+            for n in view.get("nodes", []) if n.get("node_id")}
+
+
+def _kill_serve_process(state: ClusterState, pid: int, what: str) -> str:
+    """SIGKILL ``pid`` if it descends from one of the cluster's nodes; returns the node."""
+    for record in state.processes:
+        if record.role in ("head", "worker") and processes.alive(record) and pid in processes.descendants(record.pid):
+            _sigkill_and_wait(pid)
+            return record.name
+    raise LocalClusterError(f"cannot kill the {what}", f"pid {pid} is not a process of this cluster's nodes",
+                            "check `serve-core cluster status`; the process may have died already")
+
+
+def _sigkill_and_wait(pid: int) -> None:
+    started = processes.start_time(pid)
+    os.kill(pid, signal.SIGKILL)
+    processes.wait_until(lambda: not processes.is_ours(pid, started), 5.0, 0.05)

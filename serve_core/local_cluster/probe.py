@@ -10,8 +10,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import subprocess
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from serve_core.local_cluster.state import ClusterState
 
 
 def probe(address: str) -> dict[str, Any]:
@@ -29,12 +33,40 @@ def probe(address: str) -> dict[str, Any]:
         }
         for n in ray.nodes()
     ]
-    out: dict[str, Any] = {"nodes": nodes, "serve": None, "serve_error": ""}
+    out: dict[str, Any] = {"nodes": nodes, "serve": None, "serve_error": "", "controller_pid": 0}
     try:
         out["serve"] = dataclasses.asdict(api.status())
+        controller = cluster.get_controller()
+        if controller is not None:
+            out["controller_pid"] = ray.get(controller.pid.remote(), timeout=10)
     except Exception as e:
         out["serve_error"] = f"{type(e).__name__}: {e}"
     return out
+
+
+def ask(state: ClusterState, timeout_s: float = 45.0) -> dict[str, Any]:
+    """Ray's view (nodes, serve_core status) from a driver on the head node."""
+    argv = [sys.executable, "-m", "serve_core.local_cluster.probe", "--address", state.plan.gcs_address]
+    if state.plan.head.namespace:
+        argv = ["ip", "netns", "exec", state.plan.head.namespace] + argv
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env=_driver_env(state),
+                           stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return {"error": f"Ray did not answer within {timeout_s:.0f}s"}
+    for line in reversed(p.stdout.splitlines()):
+        if line.startswith("{"):
+            try:
+                return dict(json.loads(line))
+            except ValueError:
+                break
+    return {"error": f"probe exited {p.returncode}: {(p.stderr or p.stdout).strip()[-500:]}"}
+
+
+def _driver_env(state: ClusterState) -> dict[str, str]:
+    from serve_core.local_cluster import ray_nodes
+
+    return ray_nodes.driver_env(state)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,229 @@
+"""``python -m chaos``: validate an experiment (and see its planned faults), run it, list the
+ready ones.
+
+    python -m chaos validate chaos/experiments/replica_kills.yaml
+    python -m chaos run chaos/experiments/replica_kills.yaml --target embedded:default --backend ray_serve
+
+Exit status of ``run``: 0 passed, 1 failed, 2 aborted, 3 could not run (bad file, cluster
+unreachable), 130 interrupted. ``validate``: 0 valid, 3 invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+from typing import Any, TextIO
+
+from chaos.errors import ChaosError, ExperimentError
+from chaos.experiment import Experiment
+from chaos.experiment_loading import load_experiment
+from chaos.journal import (
+    Abort,
+    Event,
+    FaultFinished,
+    FaultStarted,
+    LoadStarted,
+    Note,
+    ProbeResult,
+    Progress,
+    RunFinished,
+    RunStarted,
+    SchedulePlanned,
+)
+from chaos.schedule import PlannedFault, Snapshot, plan
+
+EXPERIMENTS_DIR = os.path.join(os.path.dirname(__file__), "experiments")
+EXIT = {"passed": 0, "failed": 1, "aborted": 2}
+EXIT_ERROR, EXIT_INTERRUPTED = 3, 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m chaos", description="Chaos experiments on a serve_core or Ray Serve "
+                                                                    "cluster: faults on a schedule, SLOs from Prometheus.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def overrides(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("file", help="experiment YAML (ready ones: chaos/experiments/)")
+        sp.add_argument("--target", help="where to run: embedded:CLUSTER (default: the file's target)")
+        sp.add_argument("--backend", choices=["serve_core", "ray_serve"], help="what serves the app (default: the file's)")
+        sp.add_argument("--seed", type=int, help="seed of the random choices (default: the file's)")
+
+    v = sub.add_parser("validate", help="check an experiment and print its planned faults")
+    overrides(v)
+    v.add_argument("--json", action="store_true", help="print the experiment and plan as JSON")
+    v.set_defaults(handler=cmd_validate)
+    r = sub.add_parser("run", help="run an experiment and write its journal")
+    overrides(r)
+    r.add_argument("--out", default="reports/chaos", help="where run directories go (default reports/chaos)")
+    r.add_argument("--no-deploy", action="store_true", help="the application is deployed already")
+    r.add_argument("--quiet", action="store_true", help="print only the verdict")
+    r.set_defaults(handler=cmd_run)
+    ls = sub.add_parser("list", help="the ready experiments")
+    ls.set_defaults(handler=cmd_list)
+    ns = p.parse_args(argv)
+    try:
+        return int(ns.handler(ns))
+    except ChaosError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _load(ns: argparse.Namespace) -> Experiment:
+    return load_experiment(ns.file, target=ns.target, backend=ns.backend, seed=ns.seed)
+
+
+def cmd_validate(ns: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    exp = _load(ns)
+    snapshot = Snapshot.assumed(exp.target.workers)
+    planned = plan(exp, snapshot)
+    if ns.json:
+        json.dump({"experiment": exp.model_dump(mode="json"), "plan": [f.to_dict() for f in planned]}, out, indent=2)
+        out.write("\n")
+    else:
+        out.write(describe(exp, planned, snapshot))
+    return 0
+
+
+def cmd_run(ns: argparse.Namespace) -> int:
+    from chaos.runner import RunOptions, run_experiment
+
+    exp = _load(ns)
+    listeners = [ProgressPrinter(sys.stdout, quiet=ns.quiet)]
+    result = run_experiment(exp, listeners=listeners, options=RunOptions(out_root=ns.out, deploy=not ns.no_deploy))
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT.get(result.verdict, EXIT_ERROR)
+
+
+def cmd_list(ns: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    for path in sorted(glob.glob(os.path.join(EXPERIMENTS_DIR, "*.yaml"))):
+        try:
+            exp = load_experiment(path)
+            first = exp.description.strip().splitlines()[0] if exp.description.strip() else ""
+            out.write(f"{os.path.relpath(path)}  {exp.run_s:g}s  {first}\n")
+        except ExperimentError as e:
+            out.write(f"{os.path.relpath(path)}  INVALID: {e}\n")
+    return 0
+
+
+# -- text ---------------------------------------------------------------------------------------
+
+
+def describe(exp: Experiment, planned: list[PlannedFault], snapshot: Snapshot) -> str:
+    """The experiment and its plan, for people."""
+    s, load, app = exp.steady_state, exp.load, exp.application
+    b0, b1 = exp.window("before")
+    d0, d1 = exp.window("during")
+    a0, a1 = exp.window("after")
+    target = exp.target
+    where = (f"embedded:{target.name}" if target.kind == "embedded" else f"compose:{target.project}")
+    swap = " (serve import swapped per backend)" if app.needs_swap(exp.backend) else ""
+    lines = [
+        f"experiment {exp.name}" + (f": {exp.description.strip().splitlines()[0]}" if exp.description.strip() else ""),
+        f"  target     {where} (head + {target.workers} workers), backend {exp.backend}, seed {exp.seed}",
+        f"  app        {app.import_path_for(exp.backend) or app.config}{swap}, {app.method} {app.route}",
+        f"  load       {_profile_text(load.profile)}, {load.workers} worker(s), timeout {load.timeout_s:g}s, "
+        f"proxies: {', '.join(load.proxies)}",
+        f"  windows    before {b0:g}-{b1:g}s | during {d0:g}-{d1:g}s | after {a0:g}-{a1:g}s "
+        f"(judged: {', '.join(s.judge)})",
+        "  SLOs       " + "; ".join(_slo_text(x) for x in s.slos),
+        "  abort      " + ("; ".join(_abort_text(c) for c in exp.abort) or "(never)"),
+        "  rollbacks  " + ("; ".join(f"{r.action} {r.target.describe() if r.action != 'redeploy' else ''}".strip()
+                                     + (" (if down)" if r.action == "restart-node" and r.only_if_down else "")
+                                     for r in exp.rollbacks) or "(none)"),
+        f"planned faults (assuming nodes {', '.join(snapshot.names)}):",
+    ]
+    if not planned:
+        lines.append("  (none: a baseline run)")
+    for f in planned:
+        lines.append(f"  t+{f.at_s:8.3f}s  {f.label:<22} {f.describe()}")
+    return "\n".join(lines) + "\n"
+
+
+def _profile_text(p: Any) -> str:
+    kind = p.kind
+    if kind == "constant":
+        return f"constant {p.rate:g} req/s for {p.duration_s:g}s"
+    if kind in ("step", "ramp"):
+        return f"{kind} {p.rate:g} -> {p.to_rate:g} req/s over {p.duration_s:g}s"
+    if kind == "spike":
+        return f"spike {p.rate:g} req/s, {p.spike_rate:g} at {p.at_s:g}s for {p.spike_s:g}s, {p.duration_s:g}s"
+    if kind == "diurnal":
+        return f"diurnal {p.mean_rate:g}±{p.amplitude:g} req/s, period {p.period_s:g}s, {p.duration_s:g}s"
+    return f"{kind} {p.path} x{p.speedup:g}" + (f" for {p.duration_s:g}s" if p.duration_s else "")
+
+
+def _slo_text(x: Any) -> str:
+    route = f" on {x.route}" if getattr(x, "route", None) else ""
+    if x.kind == "availability":
+        return f"{x.name} >= {x.objective:g}{route}"
+    if x.kind == "latency":
+        label = "latency" if x.name in ("latency", f"p{x.percentile:g}") else f"{x.name}: latency"
+        return f"{label} p{x.percentile:g} < {x.threshold_ms:g} ms{route}"
+    if x.kind == "recovery":
+        return f"{x.name} within {x.max_s:g}s (error ratio < {x.healthy_error_ratio:g})"
+    return f"{x.name}: {x.query} {x.op} {x.threshold:g}"
+
+
+def _abort_text(c: Any) -> str:
+    if c.kind == "burn_rate":
+        return f"burn rate > {c.above:g} over {c.window_s:g}s"
+    return f"client failures > {c.above}"
+
+
+class ProgressPrinter:
+    """A listener printing one line per step of a run."""
+
+    def __init__(self, out: TextIO, quiet: bool = False) -> None:
+        self.out, self.quiet = out, quiet
+        self.t0: float | None = None
+
+    def _line(self, at: float, text: str) -> None:
+        stamp = f"[{at - self.t0:7.1f}s] " if self.t0 is not None else "[   prep ] "
+        self.out.write(stamp + text + "\n")
+        self.out.flush()
+
+    def __call__(self, e: Event) -> None:
+        if isinstance(e, RunFinished):
+            self.out.write(f"verdict: {e.verdict.upper()}\n" + "".join(f"  - {r}\n" for r in e.reasons)
+                           + "".join(f"  warning: {w}\n" for w in e.warnings))
+            self.out.flush()
+            return
+        if self.quiet:
+            return
+        if isinstance(e, RunStarted):
+            self._line(e.at, f"run {e.name} on {e.target.get('kind')}:{e.target.get('name') or e.target.get('project')} "
+                             f"with {e.backend}, seed {e.seed}; journal in {e.run_dir}")
+        elif isinstance(e, SchedulePlanned):
+            self._line(e.at, f"{len(e.faults)} fault(s) planned")
+        elif isinstance(e, LoadStarted):
+            self.t0 = e.at
+            self._line(e.at, f"load started on {', '.join(e.proxies)}")
+        elif isinstance(e, Note):
+            self._line(e.at, e.message)
+        elif isinstance(e, FaultStarted):
+            self._line(e.at, f"{e.phase} {e.id}: {e.planned.get('description', '')}")
+        elif isinstance(e, FaultFinished):
+            status = "done" if e.ok else f"FAILED: {e.error}"
+            self._line(e.at, f"{e.phase} {e.id} {status} ({e.took_s:.1f}s)")
+        elif isinstance(e, ProbeResult):
+            if e.error:
+                self._line(e.at, f"steady state {e.window}: could not probe: {e.error}")
+            else:
+                parts = [f"{r.get('name')}={_value(r.get('value'))} "
+                         f"{'ok' if r.get('ok') else 'FAIL' if r.get('ok') is False else 'no data'}" for r in e.results]
+                self._line(e.at, f"steady state {e.window}: " + ("; ".join(parts) or "(nothing probed)"))
+        elif isinstance(e, Progress):
+            load = e.load
+            self._line(e.at, f"load: {load.get('sent', 0)} sent, {load.get('ok', 0)} ok, {load.get('failed', 0)} failed")
+        elif isinstance(e, Abort):
+            self._line(e.at, f"ABORT: {e.reason}")
+
+
+def _value(v: Any) -> str:
+    return f"{v:.6g}" if isinstance(v, int | float) else str(v)

@@ -1,0 +1,104 @@
+"""Reading an experiment: ``load_experiment(path)`` reads a YAML file,
+``parse_experiment_text(text)`` a YAML string and ``parse_experiment(doc)`` a mapping; all
+apply the overrides (target, backend, seed), validate the document, run the cross-field
+checks (chaos.experiment_checks) and raise ``ExperimentError`` naming the field path, the
+bad value, the fix and (for a file) the line. Use them rather than
+``Experiment.model_validate``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from chaos.errors import NO_VALUE, ExperimentError, Problem
+from chaos.experiment import BACKENDS, Experiment
+from chaos.experiment_checks import check_experiment
+from chaos.validation_errors import problems_of, with_line
+
+
+def load_experiment(path: str, **overrides: Any) -> Experiment:
+    """Read and validate an experiment file; ``overrides`` as in ``apply_overrides``."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise ExperimentError(Problem("file", path, "no such file; check the path (ready experiments are in "
+                                                    "chaos/experiments/)"), path) from None
+    except OSError as e:
+        raise ExperimentError(Problem("file", path, f"cannot read it: {e.strerror}"), path) from None
+    return parse_experiment_text(text, path, **overrides)
+
+
+def parse_experiment_text(text: str, source: str = "<experiment>", **overrides: Any) -> Experiment:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark is not None else None
+        col = f" column {mark.column + 1}" if mark is not None else ""
+        raise ExperimentError(Problem("YAML", NO_VALUE, f"{e.problem or e} at{col}; fix the syntax there "
+                                                        "(indentation, a missing ':' or quote)", line), source) from None
+    except yaml.YAMLError as e:
+        raise ExperimentError(Problem("YAML", NO_VALUE, f"{e}; fix the syntax"), source) from None
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:  # pragma: no cover - safe_load succeeded
+        node = None
+    return parse_experiment(doc, source, _node=node, **overrides)
+
+
+def parse_experiment(doc: Any, source: str | None = None, _node: Any = None, **overrides: Any) -> Experiment:
+    """Validate a mapping (as read from YAML), apply overrides, run the cross-field checks."""
+    if not isinstance(doc, dict):
+        raise ExperimentError(Problem("(document)", doc, "an experiment is a mapping with name, application, load, "
+                                                         "steady_state and method"), source)
+    doc = _with_overrides(doc, **overrides)
+    try:
+        exp = Experiment.model_validate(doc)
+    except ValidationError as e:
+        raise ExperimentError(problems_of(e, _node), source) from None
+    problems = check_experiment(exp)
+    if problems:
+        raise ExperimentError([with_line(p, _node) for p in problems], source)
+    return exp
+
+
+def apply_overrides(exp: Experiment, **overrides: Any) -> Experiment:
+    """A copy of ``exp`` with ``target`` (``embedded:NAME``, ``compose:PROJECT`` or a mapping),
+    ``backend`` and ``seed`` replaced (None leaves a field as it is), validated again."""
+    return parse_experiment(exp.model_dump(mode="json", exclude_unset=False), **overrides)
+
+
+def parse_target(text: str) -> dict[str, Any]:
+    """``embedded``, ``embedded:NAME``, ``compose:PROJECT`` -> a target mapping."""
+    kind, _, name = text.partition(":")
+    if kind == "embedded":
+        return {"kind": "embedded", **({"name": name} if name else {})}
+    if kind == "compose" and name:
+        return {"kind": "compose", "project": name}
+    raise ExperimentError(Problem("--target", text, "write embedded:CLUSTER (e.g. embedded:default) or "
+                                                     "compose:PROJECT"))
+
+
+def _with_overrides(doc: dict[str, Any], target: str | dict[str, Any] | None = None, backend: str | None = None,
+                    seed: int | None = None) -> dict[str, Any]:
+    doc = dict(doc)
+    if target is not None:
+        new = parse_target(target) if isinstance(target, str) else dict(target)
+        old = doc.get("target") if isinstance(doc.get("target"), dict) else {}
+        assert isinstance(old, dict)
+        if old.get("kind", "embedded") == new["kind"]:  # keep e.g. workers
+            new = {**old, **new}
+        elif "workers" in old:
+            new.setdefault("workers", old["workers"])
+        doc["target"] = new
+    if backend is not None:
+        if backend not in BACKENDS:
+            raise ExperimentError(Problem("--backend", backend, f"use one of {', '.join(BACKENDS)}"))
+        doc["backend"] = backend
+    if seed is not None:
+        doc["seed"] = seed
+    return doc
