@@ -53,11 +53,13 @@ def deploy(import_path, timeout=180):
                    timeout=timeout, check=False)
 
 
-def replica_pids(st=None):
+def replica_pids():
     """pid -> node of every RUNNING replica of Work, from the controller."""
     p = cluster("exec", "--", sys.executable, "-m", "serve_core.local_cluster.probe", "--address", STATE["head_address"],
                 check=False, timeout=60)
     doc = json.loads(p.stdout.strip().splitlines()[-1])
+    if not doc.get("serve"):  # the controller is restarting: ask again later
+        return {}
     dep = doc["serve"]["applications"]["default"]["deployments"]["Work"]
     names = {n["node_id"]: n["address"] for n in doc["nodes"]}
     return {r["pid"]: names.get(r["node_id"], "") for r in dep["replicas"] if r["state"] == "RUNNING"}
@@ -202,7 +204,8 @@ def fault_cluster():
         for url in proxies:
             assert wait_for(lambda url=url: httpx.get(url, timeout=5).status_code == 200, 30, 0.5) is not None, url
         # SPREAD placement: one replica per worker, none on the head.
-        assert sorted(replica_pids().values()) == sorted(n["address"] for n in workers)
+        spread = sorted(n["address"] for n in workers)
+        assert wait_for(lambda: sorted(replica_pids().values()) == spread, 30) is not None, replica_pids()
         yield state, workers, proxies
     finally:
         if os.path.exists(state_path):
