@@ -139,7 +139,7 @@ class Prometheus:
 
     def _call(self, path: str, q: str, params: dict[str, str]) -> list[Sample] | list[Series]:
         # Prometheus also stops evaluating at this timeout, so a heavy query does not linger there.
-        params = {**params, "timeout": f"{self.timeout_s}s"}
+        params = {**params, "timeout": f"{round(self.timeout_s * 1000)}ms"}  # Prometheus durations take no fractions
         try:
             # POST: long queries do not hit URL length limits.
             r = requests.post(f"{self.url}{path}", data=params, timeout=self.timeout_s)

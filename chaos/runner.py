@@ -130,6 +130,7 @@ class _State:
     interrupted: bool = False
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    warned: set[str] = field(default_factory=set)  # keys of the warnings said
     snapshot: Snapshot | None = None
     plan: list[PlannedFault] = field(default_factory=list)
     launched: list[_Launched] = field(default_factory=list)
@@ -276,7 +277,8 @@ class Runner:
                 try:
                     rate = st.probe.burn_rate(objective, now, cond.window_s, cond.route)
                 except Exception as e:
-                    self._warn(st, f"burn rate could not be read at {off:.0f}s: {type(e).__name__}: {e}")
+                    self._warn(st, f"burn rate could not be read (first at {off:.0f}s): {type(e).__name__}: {e}",
+                               key=f"burn rate: {type(e).__name__}: {e}")
                     continue
                 if rate is not None and rate > cond.above:
                     self._abort(st, f"error budget burn rate {rate:.1f} > {cond.above:g} over the last "
@@ -429,8 +431,11 @@ class Runner:
         st.aborts.append(reason)
         self.bus.emit(Abort(self.clock.time(), reason, dict(condition), offset))
 
-    def _warn(self, st: _State, message: str) -> None:
-        if message not in st.warnings:
+    def _warn(self, st: _State, message: str, key: str | None = None) -> None:
+        """Say a warning once (per ``key``, default the message itself)."""
+        key = key or message
+        if key not in st.warned:
+            st.warned.add(key)
             st.warnings.append(message)
             self._note(f"warning: {message}")
 
