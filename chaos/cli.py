@@ -1,11 +1,12 @@
 """``python -m chaos``: validate an experiment (and see its planned faults), run it, list the
-ready ones.
+ready ones, (re)write a run's report.
 
     python -m chaos validate chaos/experiments/replica_kills.yaml
     python -m chaos run chaos/experiments/replica_kills.yaml --target embedded:default --backend ray_serve
+    python -m chaos report reports/chaos/replica_kills-20261122-045639
 
 Exit status of ``run``: 0 passed, 1 failed, 2 aborted, 3 could not run (bad file, cluster
-unreachable), 130 interrupted. ``validate``: 0 valid, 3 invalid.
+unreachable), 130 interrupted. ``validate``: 0 valid, 3 invalid. ``report``: 0, 3 no journal.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import glob
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from chaos.errors import ChaosError, ExperimentError
@@ -33,6 +35,7 @@ from chaos.journal import (
     RunStarted,
     SchedulePlanned,
 )
+from chaos.report import SUMMARY_FILE, ReportListener, load_run, write_report
 from chaos.schedule import PlannedFault, Snapshot, plan
 
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(__file__), "experiments")
@@ -50,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--target", help="where to run: embedded:CLUSTER (default: the file's target)")
         sp.add_argument("--backend", choices=["serve_core", "ray_serve"], help="what serves the app (default: the file's)")
         sp.add_argument("--seed", type=int, help="seed of the random choices (default: the file's)")
+        sp.add_argument("--rate", type=float, help="requests/s of a constant load (default: the file's)")
 
     v = sub.add_parser("validate", help="check an experiment and print its planned faults")
     overrides(v)
@@ -63,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     r.set_defaults(handler=cmd_run)
     ls = sub.add_parser("list", help="the ready experiments")
     ls.set_defaults(handler=cmd_list)
+    rp = sub.add_parser("report", help="(re)write a run's report.md and summary.json, and print the report")
+    rp.add_argument("run", help="a run directory (reports/chaos/NAME-TIME) or its journal.json")
+    rp.set_defaults(handler=cmd_report)
     ns = p.parse_args(argv)
     try:
         return int(ns.handler(ns))
@@ -72,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(ns: argparse.Namespace) -> Experiment:
-    return load_experiment(ns.file, target=ns.target, backend=ns.backend, seed=ns.seed)
+    return load_experiment(ns.file, target=ns.target, backend=ns.backend, seed=ns.seed, rate=ns.rate)
 
 
 def cmd_validate(ns: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -92,11 +99,24 @@ def cmd_run(ns: argparse.Namespace) -> int:
     from chaos.runner import RunOptions, run_experiment
 
     exp = _load(ns)
-    listeners = [ProgressPrinter(sys.stdout, quiet=ns.quiet)]
+    report = ReportListener()
+    listeners: list[Callable[[Event], None]] = [ProgressPrinter(sys.stdout, quiet=ns.quiet), report]
     result = run_experiment(exp, listeners=listeners, options=RunOptions(out_root=ns.out, deploy=not ns.no_deploy))
+    if report.report_path:
+        print(f"report: {report.report_path}")
     if result.interrupted:
         return EXIT_INTERRUPTED
     return EXIT.get(result.verdict, EXIT_ERROR)
+
+
+def cmd_report(ns: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    journal, directory = load_run(ns.run)
+    path = write_report(journal, directory)
+    with open(path) as f:
+        out.write(f.read())
+    print(f"wrote {path} and {os.path.join(directory, SUMMARY_FILE)}", file=sys.stderr)
+    return 0
 
 
 def cmd_list(ns: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -68,7 +68,7 @@ def parse_experiment(doc: Any, source: str | None = None, _node: Any = None, **o
 
 def apply_overrides(exp: Experiment, **overrides: Any) -> Experiment:
     """A copy of ``exp`` with ``target`` (``embedded:NAME``, ``compose:PROJECT`` or a mapping),
-    ``backend`` and ``seed`` replaced (None leaves a field as it is), validated again."""
+    ``backend``, ``seed`` and a constant load's ``rate`` replaced (None leaves a field as it is), validated again."""
     return parse_experiment(exp.model_dump(mode="json", exclude_unset=False), **overrides)
 
 
@@ -84,8 +84,14 @@ def parse_target(text: str) -> dict[str, Any]:
 
 
 def _with_overrides(doc: dict[str, Any], target: str | dict[str, Any] | None = None, backend: str | None = None,
-                    seed: int | None = None) -> dict[str, Any]:
+                    seed: int | None = None, rate: float | None = None) -> dict[str, Any]:
     doc = dict(doc)
+    if rate is not None:  # one experiment at the rate each backend sustains on this machine
+        load = dict(doc.get("load") or {})
+        profile = dict(load.get("profile") or {})
+        if profile.get("kind", "constant") != "constant":
+            raise ExperimentError(Problem("--rate", rate, "only a constant load profile takes --rate; edit the file"))
+        load["profile"], doc["load"] = {**profile, "rate": rate}, load
     if target is not None:
         new = parse_target(target) if isinstance(target, str) else dict(target)
         old = doc.get("target") if isinstance(doc.get("target"), dict) else {}

@@ -157,7 +157,7 @@ class Runner:
                  listeners: Iterable[Callable[[Event], None]] = (), clock: Clock | None = None,
                  spawn: Spawner = thread_spawner, options: RunOptions | None = None) -> None:
         self.exp = experiment
-        self.target = target if target is not None else make_target(experiment.target)
+        self.target = target if target is not None else make_target(experiment.target, experiment.backend)
         self.load_factory: LoadFactory = load_factory or LocustLoad
         self.probe_factory: ProbeFactory = probe_factory or PrometheusProbe
         self.bus = EventBus(listeners)

@@ -17,6 +17,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import logging
 import re
 import signal
 import subprocess
@@ -34,6 +35,7 @@ from chaos.errors import ChaosError
 from chaos.experiment import HOLD_ACTIONS, Application, ComposeTarget, EmbeddedTarget
 from chaos.schedule import DeploymentInfo, NodeInfo, PlannedFault, Snapshot
 
+BACKEND_ACTIONS = ("kill-replica", "kill-proxy", "kill-controller")  # act on the serving backend's processes
 FAULT_TIMEOUT_S = 150.0  # on top of the fault's own duration
 STATUS_TIMEOUT_S = 90.0
 RAY_SERVE_PORT = 8000
@@ -191,8 +193,9 @@ class EmbeddedCluster:
 
     def __init__(self, name: str = "default", state_root: str | None = None, cli: list[str] | None = None,
                  runner: CommandRunner | None = None, get: Callable[[str], int | None] = http_status,
-                 sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.name, self.state_root = name, state_root
+                 sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
+                 backend: str = "serve_core") -> None:
+        self.name, self.state_root, self.backend = name, state_root, backend  # backend: whose processes faults hit
         self.cli = cli or serve_core_cli()
         self.runner = runner or Subprocesses()
         self.get, self.sleep, self.monotonic = get, sleep, monotonic
@@ -239,7 +242,7 @@ class EmbeddedCluster:
         return snap
 
     def snapshot(self) -> Snapshot:
-        return snapshot_from_status(self.status())
+        return snapshot_from_status(self.status(), self.backend)
 
     def deploy(self, app: Application, backend: str) -> dict[str, Any]:
         argv = self.command("exec", extra=["--", *deploy_command(app, backend)])
@@ -248,7 +251,7 @@ class EmbeddedCluster:
             cause = "timed out" if r.timed_out else _tail(r.stderr or r.stdout) or f"exit {r.returncode}"
             raise TargetError(f"deploying {app.import_path_for(backend) or app.config} with {backend} failed", cause,
                               "run the same command by hand to see why: " + " ".join(argv))
-        self._deployed = (app, backend)
+        self._deployed, self.backend = (app, backend), backend
         return {"argv": argv, "output": _tail(r.stdout, 2000), "took_s": r.took_s}
 
     def wait_ready(self, urls: list[str], route: str, timeout_s: float) -> None:
@@ -288,7 +291,7 @@ class EmbeddedCluster:
     def inject(self, fault: PlannedFault) -> FaultOutcome:
         if fault.action == "redeploy":
             return self._redeploy()
-        argv = self.command("fault", fault.action, extra=["--json", *fault_args(fault)])
+        argv = self.command("fault", fault.action, extra=["--json", *fault_args(fault, self.backend)])
         r = self.runner.run(argv, FAULT_TIMEOUT_S + fault.expected_s, interruptible=fault.action in HOLD_ACTIONS)
         doc = _json_object(r.stdout)
         if r.returncode == 0 and doc is not None:
@@ -314,9 +317,9 @@ class EmbeddedCluster:
                             now, now, argv=out["argv"])
 
 
-def make_target(spec: EmbeddedTarget | ComposeTarget) -> Target:
+def make_target(spec: EmbeddedTarget | ComposeTarget, backend: str = "serve_core") -> Target:
     if isinstance(spec, EmbeddedTarget):
-        return EmbeddedCluster(spec.name, spec.state_root)
+        return EmbeddedCluster(spec.name, spec.state_root, backend=backend)
     raise TargetError(f"cannot run on compose project {spec.project!r}", "compose targets are not driven yet",
                       "run on the embedded cluster: --target embedded:NAME")
 
@@ -324,10 +327,10 @@ def make_target(spec: EmbeddedTarget | ComposeTarget) -> Target:
 # -- pure helpers -------------------------------------------------------------------------------
 
 
-def fault_args(fault: PlannedFault) -> list[str]:
+def fault_args(fault: PlannedFault, backend: str = "serve_core") -> list[str]:
     """The flags of `serve-core cluster fault ACTION` for a planned fault. Pure."""
     a = fault.args
-    out: list[str] = []
+    out: list[str] = ["--backend", backend] if fault.action in BACKEND_ACTIONS else []
     if fault.action == "kill-replica":
         for flag, value in (("--deployment", fault.deployment), ("--app", fault.app), ("--node", fault.node)):
             if value:
@@ -358,15 +361,12 @@ def deploy_command(app: Application, backend: str, python: str = sys.executable)
         return ["serve", "deploy", app.config]
     path = app.import_path_for(backend)
     assert path is not None
-    if backend == "serve_core" and not app.needs_swap(backend):
-        return [python, "-m", "serve_core.cli", "run", path, "--name", app.name, "--route-prefix", app.route,
-                "--non-blocking"]
     argv = [python, "-m", "chaos.targets", "deploy", "--backend", backend, "--name", app.name,
             "--route-prefix", app.route]
     return argv + (["--swap-import"] if app.needs_swap(backend) else []) + [path]
 
 
-def snapshot_from_status(doc: dict[str, Any]) -> Snapshot:
+def snapshot_from_status(doc: dict[str, Any], backend: str = "serve_core") -> Snapshot:
     """The schedule's snapshot from `cluster status --json`. A node is alive when Ray lists it
     alive and its process runs; when Ray does not answer (the GCS is down), by its process
     alone, so that a rollback does not restart nodes that are fine. Pure."""
@@ -378,7 +378,8 @@ def snapshot_from_status(doc: dict[str, Any]) -> Snapshot:
         alive = running if ray_down else bool(n.get("alive")) and running
         nodes.append(NodeInfo(str(n["name"]), str(n.get("role") or "worker"), alive))
     deployments = []
-    for app_name, app in sorted((doc.get("applications") or {}).items()):
+    serving = doc if backend == "serve_core" else (doc.get("ray_serve") or {})
+    for app_name, app in sorted((serving.get("applications") or {}).items()):
         for dep_name, dep in sorted((app.get("deployments") or {}).items()):
             per_node = dep.get("replicas_per_node") or {}
             hosts = tuple(node for node, count in sorted(per_node.items()) for _ in range(int(count)))
@@ -496,6 +497,24 @@ def _pickle_by_value(module: types.ModuleType) -> None:
             continue
 
 
+def _shut_down_the_other(backend: str) -> None:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address="auto", logging_level=logging.ERROR)
+    names = {a.get("Name") for a in ray._private.state.actors().values() if a.get("State") == "ALIVE"}
+    if backend == "serve_core" and "SERVE_CONTROLLER_ACTOR" in names:
+        from ray import serve as ray_serve
+
+        ray_serve.shutdown()
+        print("shut down Ray Serve", flush=True)
+    elif backend == "ray_serve" and "SERVE_CORE_CONTROLLER" in names:
+        import serve_core
+
+        serve_core.shutdown()
+        print("shut down serve_core", flush=True)
+
+
 def deploy_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m chaos.targets deploy",
                                 description="Deploy an application with serve_core or Ray Serve (run on the cluster).")
@@ -507,6 +526,7 @@ def deploy_main(argv: list[str] | None = None) -> int:
     p.add_argument("import_path")
     ns = p.parse_args(argv)
     app = import_for_backend(ns.import_path, ns.backend, ns.swap_import)
+    _shut_down_the_other(ns.backend)  # both listen on port 8000 of every node
     if ns.backend == "serve_core":
         import serve_core as serve
 

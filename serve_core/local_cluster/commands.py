@@ -322,6 +322,36 @@ def status_doc(state: ClusterState, ray_view: dict[str, Any], live: dict[str, An
             "replicas": {},
         })
     by_name = {n["name"]: n for n in nodes}
+    proxies, applications = _serving(serve, name_by_id, by_name)
+    redis_answer, prom_ready = live["redis"], bool(live["prometheus"])
+    procs = [{"name": p.name, "role": p.role, "pid": p.pid, "alive": bool(live["processes"].get(p.name))}
+             for p in state.processes]
+    healthy = (all(p["alive"] for p in procs) and all(n["alive"] for n in nodes) and redis_answer == "PONG"
+               and prom_ready and "error" not in ray_view)
+    doc: dict[str, Any] = {
+        "cluster": plan.name, "mode": plan.mode, "healthy": healthy, "ready": state.ready,
+        "head_address": plan.gcs_address, "state_file": state.path,
+        "nodes": nodes,
+        "proxies": proxies,
+        "applications": applications,
+        "redis": {"address": plan.redis_address, "ping": redis_answer},
+        "prometheus": {"url": plan.prometheus_url, "ready": prom_ready},
+        "processes": procs,
+    }
+    if ray_view.get("ray_serve"):  # Ray Serve runs on the cluster too (the testbed compares them)
+        rs_proxies, rs_apps = _serving(ray_view["ray_serve"], name_by_id, {})
+        doc["ray_serve"] = {"proxies": rs_proxies, "applications": rs_apps}
+    if "error" in ray_view:
+        doc["ray_error"] = ray_view["error"]
+    if ray_view.get("serve_error"):
+        doc["serve_error"] = ray_view["serve_error"]
+    return doc
+
+
+def _serving(serve: dict[str, Any], name_by_id: dict[str, str],
+             by_name: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Proxies and applications of a serving status, placed on node names; counts each
+    node's replicas into ``by_name``. Pure."""
     proxies = []
     for node_id, p in (serve.get("proxies") or {}).items():
         proxies.append({
@@ -342,26 +372,7 @@ def status_doc(state: ClusterState, ray_view: dict[str, Any], live: dict[str, An
             deps[dep_name] = {"status": dep.get("status"), "replicas": dep.get("replica_states", {}),
                               "target": dep.get("target_replicas"), "replicas_per_node": per_node}
         applications[app_name] = {"status": app.get("status"), "route_prefix": app.get("route_prefix"), "deployments": deps}
-    redis_answer, prom_ready = live["redis"], bool(live["prometheus"])
-    procs = [{"name": p.name, "role": p.role, "pid": p.pid, "alive": bool(live["processes"].get(p.name))}
-             for p in state.processes]
-    healthy = (all(p["alive"] for p in procs) and all(n["alive"] for n in nodes) and redis_answer == "PONG"
-               and prom_ready and "error" not in ray_view)
-    doc: dict[str, Any] = {
-        "cluster": plan.name, "mode": plan.mode, "healthy": healthy, "ready": state.ready,
-        "head_address": plan.gcs_address, "state_file": state.path,
-        "nodes": nodes,
-        "proxies": proxies,
-        "applications": applications,
-        "redis": {"address": plan.redis_address, "ping": redis_answer},
-        "prometheus": {"url": plan.prometheus_url, "ready": prom_ready},
-        "processes": procs,
-    }
-    if "error" in ray_view:
-        doc["ray_error"] = ray_view["error"]
-    if ray_view.get("serve_error"):
-        doc["serve_error"] = ray_view["serve_error"]
-    return doc
+    return proxies, applications
 
 
 # -- exec -----------------------------------------------------------------------------------

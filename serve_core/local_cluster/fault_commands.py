@@ -40,13 +40,18 @@ def add_fault_commands(sub: argparse._SubParsersAction, common: Callable[[argpar
         p.add_argument("--for", dest="for_s", type=float, default=0.0, metavar="SECONDS",
                        help="heal after this many seconds (default 0: leave it until `fault heal`)")
 
-    p = add("kill-replica", "SIGKILL one running replica", _kill_replica)
+    def backend_arg(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--backend", choices=["serve_core", "ray_serve"], default="serve_core",
+                       help="whose replicas, proxies or controller (default serve_core)")
+        return p
+
+    p = backend_arg(add("kill-replica", "SIGKILL one running replica", _kill_replica))
     p.add_argument("--deployment", help="only replicas of this deployment")
     p.add_argument("--app", help="only replicas of this application")
     node_arg(p, required=False)
     p.add_argument("--seed", type=int, default=None, help="choose among matching replicas with this seed")
-    node_arg(add("kill-proxy", "SIGKILL the proxy on a node", _kill_proxy))
-    add("kill-controller", "SIGKILL serve_core's controller (Ray restarts it)", _kill_controller)
+    node_arg(backend_arg(add("kill-proxy", "SIGKILL the proxy on a node", _kill_proxy)))
+    backend_arg(add("kill-controller", "SIGKILL the serving controller (Ray restarts it)", _kill_controller))
     p = add("kill-gcs", "SIGKILL the head's gcs_server, wait, relaunch it (Redis keeps its tables)", _kill_gcs)
     p.add_argument("--down-for", type=float, default=5.0, metavar="SECONDS",
                    help="seconds from the kill to the relaunch (default 5)")
@@ -93,19 +98,19 @@ def _view(state: ClusterState, ns: argparse.Namespace) -> dict[str, Any]:
 
 
 def _kill_replica(state: ClusterState, ns: argparse.Namespace, say: Callable[[str], None]) -> tuple[dict[str, Any], bool]:
-    t = faults.kill_replica(state, _view(state, ns), ns.deployment, ns.app, ns.node, ns.seed)
+    t = faults.kill_replica(state, _view(state, ns), ns.deployment, ns.app, ns.node, ns.seed, ns.backend)
     say(f"killed replica {t['replica_id']} of {t['app']}/{t['deployment']} (pid {t['pid']}) on {t['node']}")
     return t, True
 
 
 def _kill_proxy(state: ClusterState, ns: argparse.Namespace, say: Callable[[str], None]) -> tuple[dict[str, Any], bool]:
-    t = faults.kill_proxy(state, _view(state, ns), ns.node)
+    t = faults.kill_proxy(state, _view(state, ns), ns.node, ns.backend)
     say(f"killed the proxy on {t['node']} (pid {t['pid']})")
     return t, True
 
 
 def _kill_controller(state: ClusterState, ns: argparse.Namespace, say: Callable[[str], None]) -> tuple[dict[str, Any], bool]:
-    t = faults.kill_controller(state, _view(state, ns))
+    t = faults.kill_controller(state, _view(state, ns), ns.backend)
     say(f"killed the controller (pid {t['pid']}) on {t['node']}")
     return t, True
 

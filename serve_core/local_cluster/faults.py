@@ -112,12 +112,12 @@ def kill_gcs(state: ClusterState, down_for_s: float, log=print) -> dict[str, obj
 
 
 def kill_replica(state: ClusterState, view: dict[str, Any], deployment: str | None = None, app: str | None = None,
-                 node: str | None = None, seed: int | None = None) -> dict[str, Any]:
+                 node: str | None = None, seed: int | None = None, backend: str = "serve_core") -> dict[str, Any]:
     """SIGKILL one running replica (chosen with ``seed`` among those matching); returns
     what was killed."""
     names = _node_names(state, view)
     candidates = []
-    for app_name, a in sorted(((view.get("serve") or {}).get("applications") or {}).items()):
+    for app_name, a in sorted((_serve(view, backend).get("applications") or {}).items()):
         for dep_name, d in sorted(a.get("deployments", {}).items()):
             for r in d.get("replicas", []):
                 where = names.get(r.get("node_id", ""), "")
@@ -134,9 +134,9 @@ def kill_replica(state: ClusterState, view: dict[str, Any], deployment: str | No
     return target
 
 
-def kill_proxy(state: ClusterState, view: dict[str, Any], node: str) -> dict[str, Any]:
+def kill_proxy(state: ClusterState, view: dict[str, Any], node: str, backend: str = "serve_core") -> dict[str, Any]:
     names = _node_names(state, view)
-    for node_id, p in ((view.get("serve") or {}).get("proxies") or {}).items():
+    for node_id, p in (_serve(view, backend).get("proxies") or {}).items():
         if names.get(node_id) == node and p.get("pid"):
             _kill_serve_process(state, p["pid"], f"proxy on {node}")
             return {"node": node, "pid": p["pid"], "address": f"{p.get('host', '')}:{p.get('port', '')}"}
@@ -144,8 +144,8 @@ def kill_proxy(state: ClusterState, view: dict[str, Any], node: str) -> dict[str
                             "deploy an application first (proxies start with it) and check `serve-core cluster status`")
 
 
-def kill_controller(state: ClusterState, view: dict[str, Any]) -> dict[str, Any]:
-    pid = int(view.get("controller_pid") or 0)
+def kill_controller(state: ClusterState, view: dict[str, Any], backend: str = "serve_core") -> dict[str, Any]:
+    pid = int((view if backend == "serve_core" else _serve(view, backend)).get("controller_pid") or 0)
     if not pid:
         raise LocalClusterError("no serve_core controller to kill", view.get("serve_error") or "Ray reports none",
                                 "deploy an application first")
@@ -205,6 +205,11 @@ def _size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0
+
+
+def _serve(view: dict[str, Any], backend: str) -> dict[str, Any]:
+    """The status of ``backend`` (serve_core or ray_serve) in a probe's view."""
+    return (view.get("serve") if backend == "serve_core" else view.get("ray_serve")) or {}
 
 
 def _node_names(state: ClusterState, view: dict[str, Any]) -> dict[str, str]:

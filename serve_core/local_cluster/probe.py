@@ -14,6 +14,8 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
+RAY_SERVE_PORT = 8000  # Ray Serve's default; the chaos deploy driver keeps it
+
 if TYPE_CHECKING:
     from serve_core.local_cluster.state import ClusterState
 
@@ -41,7 +43,35 @@ def probe(address: str) -> dict[str, Any]:
             out["controller_pid"] = ray.get(controller.pid.remote(), timeout=10)
     except Exception as e:
         out["serve_error"] = f"{type(e).__name__}: {e}"
+    out["ray_serve"] = ray_serve_view()
     return out
+
+
+def ray_serve_view() -> dict[str, Any] | None:
+    """Ray Serve's controller, proxies and replicas as serve_core's status shapes them (from
+    the GCS actor table), so faults and `status` treat both backends alike; None without it."""
+    import ray
+
+    view: dict[str, Any] = {"controller_pid": 0, "proxies": {}, "applications": {}}
+    found = False
+    for a in ray._private.state.actors().values():
+        cls, pid, node_id = a.get("ActorClassName") or "", a.get("Pid") or 0, (a.get("Address") or {}).get("NodeID", "")
+        if a.get("State") != "ALIVE" or not (cls == "ServeController" or cls == "ProxyActor" or cls.startswith("ServeReplica:")):
+            continue
+        found = True
+        if cls == "ServeController":
+            view["controller_pid"] = pid
+        elif cls == "ProxyActor":
+            view["proxies"][node_id] = {"state": "HEALTHY", "pid": pid, "host": (a.get("Address") or {}).get("IPAddress", ""),
+                                        "port": RAY_SERVE_PORT}
+        else:
+            _, app, dep = cls.split(":", 2)
+            d = view["applications"].setdefault(app, {"status": "RUNNING", "route_prefix": None, "deployments": {}})
+            replicas = d["deployments"].setdefault(dep, {"status": "HEALTHY", "replicas": [], "replica_states": {}})
+            replicas["replicas"].append({"replica_id": (a.get("Name") or "").rpartition("#")[2], "state": "RUNNING",
+                                         "pid": pid, "node_id": node_id})
+            replicas["replica_states"]["RUNNING"] = len(replicas["replicas"])
+    return view if found else None
 
 
 def ask(state: ClusterState, timeout_s: float = 45.0) -> dict[str, Any]:

@@ -45,6 +45,10 @@ HEALTH_CHECK_ENV = {
 # Ray exports its metrics (Ray Serve's included) every 10 s by default: too coarse for SLOs
 # judged over seconds-long windows after a fault.
 METRICS_ENV = {"RAY_metrics_report_interval_ms": "1000"}
+# Ray starts workers at nice 15; the load generator shares this machine at nice 0 and would
+# starve them. Nice 0 for every worker keeps a Ray Serve run comparable (serve_core's own
+# proxies and replicas already drop to 0).
+NICENESS_ENV = {"RAY_worker_niceness": "0"}
 OBJECT_STORE_BYTES = 200 * 1024 * 1024  # small: several nodes share this machine's memory
 STARTED_MARKER = "Ray runtime started"
 NODE_PROCESS_NAMES = ("gcs_server", "raylet")
@@ -69,6 +73,7 @@ def cluster_env(state: ClusterState, base: dict[str, str] | None = None) -> dict
         "RAY_USAGE_STATS_ENABLED": "0",
         **HEALTH_CHECK_ENV,
         **METRICS_ENV,
+        **NICENESS_ENV,
     })
     return env
 

@@ -23,7 +23,7 @@ def test_validate_prints_the_experiment_and_its_plan(capsys):
     assert main(["validate", REPLICA_KILLS]) == 0
     out = capsys.readouterr().out
     assert out.startswith("experiment replica_kills: ")
-    assert "backend serve_core, seed 7" in out and "constant 150 req/s for 90s" in out
+    assert "backend serve_core, seed 7" in out and "constant 100 req/s for 90s" in out
     assert "before 0-20s | during 20-70s | after 70-90s" in out
     assert "availability >= 0.999; latency p99 < 200 ms; recovery within 20s" in out
     assert "burn rate > 14.4 over 30s; client failures > 500" in out

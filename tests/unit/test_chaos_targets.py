@@ -67,11 +67,13 @@ def pf(action, **kw):
 
 
 def test_fault_args_per_action():
-    assert fault_args(pf("kill-replica", deployment="Work", app="default", node="w1", seed=5)) == [
+    sc = ["--backend", "serve_core"]
+    assert fault_args(pf("kill-replica", deployment="Work", app="default", node="w1", seed=5)) == sc + [
         "--deployment", "Work", "--app", "default", "--node", "w1", "--seed", "5"]
-    assert fault_args(pf("kill-replica")) == []
-    assert fault_args(pf("kill-proxy", node="w1")) == ["--node", "w1"]
-    assert fault_args(pf("kill-controller")) == []
+    assert fault_args(pf("kill-replica")) == sc
+    assert fault_args(pf("kill-proxy", node="w1")) == sc + ["--node", "w1"]
+    assert fault_args(pf("kill-controller")) == sc
+    assert fault_args(pf("kill-controller"), "ray_serve") == ["--backend", "ray_serve"]
     assert fault_args(pf("kill-gcs", args={"down_for_s": 10.0})) == ["--down-for", "10"]
     assert fault_args(pf("kill-node", node="w2")) == ["--node", "w2"]
     assert fault_args(pf("restart-node", node="head")) == ["--node", "head"]
@@ -92,9 +94,9 @@ def test_deploy_command_per_backend():
     assert rs == ["py", "-m", "chaos.targets", "deploy", "--backend", "ray_serve", "--name", "web",
                   "--route-prefix", "/api", "--swap-import", "tests.e2e.fault_app:app"]
     native = Application(import_path="tests.e2e.fault_app:app", swap_import=False)
-    assert deploy_command(native, "serve_core", python="py") == [
-        "py", "-m", "serve_core.cli", "run", "tests.e2e.fault_app:app", "--name", "default", "--route-prefix", "/",
-        "--non-blocking"]
+    assert deploy_command(native, "serve_core", python="py") == [  # the driver also stops the other backend
+        "py", "-m", "chaos.targets", "deploy", "--backend", "serve_core", "--name", "default", "--route-prefix", "/",
+        "tests.e2e.fault_app:app"]
     per_backend = Application(import_paths={"ray_serve": "a.b:app", "serve_core": "c.d:app"})
     assert deploy_command(per_backend, "ray_serve", python="py")[-1] == "a.b:app"
     assert "--swap-import" not in deploy_command(per_backend, "ray_serve", python="py")
