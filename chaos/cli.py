@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from chaos.errors import ChaosError, ExperimentError
+from chaos.errors import ChaosError, ExperimentError, Problem
 from chaos.experiment import Experiment
 from chaos.experiment_loading import load_experiment
 from chaos.journal import (
@@ -65,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--no-deploy", action="store_true", help="the application is deployed already")
     r.add_argument("--quiet", action="store_true", help="print only the verdict")
     r.set_defaults(handler=cmd_run)
+    cp = sub.add_parser("compare", help="run experiments on serve_core and Ray Serve, write a side-by-side table")
+    cp.add_argument("files", nargs="+", help="experiment YAML files")
+    cp.add_argument("--backends", default="serve_core,ray_serve", help="comma-separated (default both)")
+    cp.add_argument("--target", help="where to run: embedded:CLUSTER (default: each file's target)")
+    cp.add_argument("--rate", type=float, help="requests/s of a constant load, for every run (default: the files')")
+    cp.add_argument("--seed", type=int, help="seed of the random choices (default: the files')")
+    cp.add_argument("--out", default="reports/chaos", help="where run directories go (default reports/chaos)")
+    cp.set_defaults(handler=cmd_compare)
     ls = sub.add_parser("list", help="the ready experiments")
     ls.set_defaults(handler=cmd_list)
     rp = sub.add_parser("report", help="(re)write a run's report.md and summary.json, and print the report")
@@ -107,6 +115,26 @@ def cmd_run(ns: argparse.Namespace) -> int:
     if result.interrupted:
         return EXIT_INTERRUPTED
     return EXIT.get(result.verdict, EXIT_ERROR)
+
+
+def cmd_compare(ns: argparse.Namespace) -> int:
+    from chaos.compare import compare
+    from chaos.runner import RunOptions, run_experiment
+
+    def run_one(path: str, backend: str) -> str:
+        exp = load_experiment(path, target=ns.target, backend=backend, seed=ns.seed, rate=ns.rate)
+        listeners: list[Callable[[Event], None]] = [ProgressPrinter(sys.stdout, quiet=True), ReportListener()]
+        return run_experiment(exp, listeners=listeners, options=RunOptions(out_root=ns.out)).run_dir
+
+    backends = [b.strip() for b in ns.backends.split(",") if b.strip()]
+    bad = [b for b in backends if b not in ("serve_core", "ray_serve")]
+    if bad or not backends:
+        raise ExperimentError(Problem("--backends", ns.backends, "give serve_core, ray_serve or both, comma-separated"))
+    md = compare(ns.files, backends, run_one, ns.out)
+    with open(md) as f:
+        print(f.read())
+    print(f"comparison: {md}")
+    return 0
 
 
 def cmd_report(ns: argparse.Namespace, out: TextIO | None = None) -> int:
