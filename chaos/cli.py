@@ -122,7 +122,7 @@ def cmd_compare(ns: argparse.Namespace) -> int:
     from chaos.runner import RunOptions, run_experiment
 
     def run_one(path: str, backend: str) -> str:
-        exp = load_experiment(path, target=ns.target, backend=backend, seed=ns.seed, rate=ns.rate)
+        exp = load_experiment(path, target=ns.target, backend=backend, seed=ns.seed, rate=ns.rate, require_before=False)
         listeners: list[Callable[[Event], None]] = [ProgressPrinter(sys.stdout, quiet=True), ReportListener()]
         return run_experiment(exp, listeners=listeners, options=RunOptions(out_root=ns.out)).run_dir
 

@@ -84,8 +84,11 @@ def parse_target(text: str) -> dict[str, Any]:
 
 
 def _with_overrides(doc: dict[str, Any], target: str | dict[str, Any] | None = None, backend: str | None = None,
-                    seed: int | None = None, rate: float | None = None) -> dict[str, Any]:
+                    seed: int | None = None, rate: float | None = None,
+                    require_before: bool | None = None) -> dict[str, Any]:
     doc = dict(doc)
+    if require_before is not None:  # a comparison injects its faults even into a backend already failing
+        doc["steady_state"] = {**dict(doc.get("steady_state") or {}), "require_before": require_before}
     if rate is not None:  # one experiment at the rate each backend sustains on this machine
         load = dict(doc.get("load") or {})
         profile = dict(load.get("profile") or {})
