@@ -71,6 +71,10 @@ class LocustLoad:
     def start(self) -> None:
         self.run.start()
 
+    @property
+    def metrics_endpoints(self) -> list[str]:
+        return list(self.run.metrics_endpoints)
+
     def progress(self) -> LoadProgress:
         return normalize_progress(self.run.progress())
 

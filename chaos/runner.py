@@ -209,6 +209,9 @@ class Runner:
             exp.load.profile, proxies, app.route, app.method, app.payload, app.payload_name, app.payload_file,
             os.path.join(self.run_dir, "load"), exp.load.workers, exp.load.timeout_s, exp.load.metrics_port))
         st.load.start()
+        scrape = getattr(target, "add_scrape_targets", None)  # the client's metrics next to the servers'
+        if scrape is not None:
+            scrape(list(getattr(st.load, "metrics_endpoints", [])))
         st.t0 = self.clock.time()
         self.bus.emit(LoadStarted(st.t0, proxies))
 

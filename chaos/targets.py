@@ -18,6 +18,7 @@ import importlib
 import importlib.util
 import json
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -287,6 +288,16 @@ class EmbeddedCluster:
             raise TargetError(f"cluster {self.name!r} reports no Prometheus", "status has no prometheus.url",
                               "bring the cluster down and up again")
         return str(url)
+
+    def add_scrape_targets(self, endpoints: list[str]) -> None:
+        """Have the cluster's Prometheus scrape the load generator (host:port each)."""
+        doc = self._last_status or self.status()
+        path = (doc.get("prometheus") or {}).get("load_targets_file")
+        if path and endpoints:
+            tmp = f"{path}.tmp"
+            with open(tmp, "w") as f:
+                json.dump([{"targets": list(endpoints), "labels": {"component": "loadgen"}}], f)
+            os.replace(tmp, path)
 
     def inject(self, fault: PlannedFault) -> FaultOutcome:
         if fault.action == "redeploy":

@@ -31,11 +31,14 @@ class BackPressureError(ServeCoreError):
 
     http_status = 503
 
-    def __init__(self, deployment: str, queued: int, limit: int) -> None:
-        super().__init__(deployment, queued, limit)
-        self.deployment, self.queued, self.limit = deployment, queued, limit
+    def __init__(self, deployment: str, queued: int, limit: int, no_replica: bool = False) -> None:
+        super().__init__(deployment, queued, limit, no_replica)
+        self.deployment, self.queued, self.limit, self.no_replica = deployment, queued, limit, no_replica
 
     def __str__(self) -> str:
+        if self.no_replica:
+            return (f"deployment {self.deployment!r} has no replica yet and already holds {self.queued} "
+                    f"requests (the most a caller holds while it starts); retry in a moment")
         return (
             f"deployment {self.deployment!r} has {self.queued} requests queued, at its "
             f"max_queued_requests={self.limit}; retry later or raise max_queued_requests "

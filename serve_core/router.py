@@ -29,7 +29,8 @@ LOST = -1  # synthetic frame: the connection closed before the request finished
 TERMINAL = frozenset({wire.REJECT, wire.RESULT, wire.ERROR, wire.HTTP, wire.END, LOST})
 RECONNECT_BACKOFF_S = 1.0  # first wait after a failed or lost connection; doubles per failure
 RECONNECT_BACKOFF_MAX_S = 8.0
-CONNECT_TIMEOUT_S = 1.0  # replicas are a hop away: a connect this slow is to a vanished node
+CONNECT_TIMEOUT_S = 1.0
+HELD_AT_ZERO_MAX = 1000  # requests a caller holds while a deployment has no replica (max_queued_requests=-1)  # replicas are a hop away: a connect this slow is to a vanished node
 MAX_RETRIES = 3
 _rids = itertools.count(1)
 
@@ -281,6 +282,10 @@ class Router:
                 continue
             if self.max_queued >= 0 and self.queued >= self.max_queued:
                 raise BackPressureError(self.dep.name, self.queued, self.max_queued)
+            if not usable and self.queued >= HELD_AT_ZERO_MAX:
+                # No replica yet (scaling from zero, or all lost): even an unbounded queue
+                # holds only so many, so that a burst cannot pile up without limit.
+                raise BackPressureError(self.dep.name, self.queued, HELD_AT_ZERO_MAX, no_replica=True)
             timeout = None
             if not usable:
                 if deadline is None and self.on_starved is not None:

@@ -335,7 +335,8 @@ def status_doc(state: ClusterState, ray_view: dict[str, Any], live: dict[str, An
         "proxies": proxies,
         "applications": applications,
         "redis": {"address": plan.redis_address, "ping": redis_answer},
-        "prometheus": {"url": plan.prometheus_url, "ready": prom_ready},
+        "prometheus": {"url": plan.prometheus_url, "ready": prom_ready,
+                       "load_targets_file": prometheus.targets_file(state.state_dir, prometheus.LOADGEN_JOB)},
         "processes": procs,
     }
     if ray_view.get("ray_serve"):  # Ray Serve runs on the cluster too (the testbed compares them)

@@ -24,6 +24,7 @@ from serve_core.local_cluster.state import ClusterState, ProcessRecord, write_at
 
 RAY_JOB = "ray"
 SERVE_CORE_JOB = "serve_core"
+LOADGEN_JOB = "loadgen"  # load generators (the testbed) list their metrics endpoints in targets/loadgen.json
 
 
 def targets_dir(state_dir: str) -> str:
@@ -51,7 +52,7 @@ def config(state_dir: str, cluster: str, interval_s: float = 1.0) -> dict[str, A
             "scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval,
             "external_labels": {"cluster": cluster},
         },
-        "scrape_configs": [job(RAY_JOB), job(SERVE_CORE_JOB)],
+        "scrape_configs": [job(RAY_JOB), job(SERVE_CORE_JOB), job(LOADGEN_JOB)],
     }
 
 
@@ -121,6 +122,7 @@ def start(state: ClusterState, env: dict[str, str]) -> ProcessRecord:
     write_atomic(conf, yaml.safe_dump(config(state.state_dir, plan.name), sort_keys=False))
     write_targets(targets_file(state.state_dir, RAY_JOB), ray_target_groups(plan))
     write_targets(targets_file(state.state_dir, SERVE_CORE_JOB), [])
+    write_targets(targets_file(state.state_dir, LOADGEN_JOB), [])
     argv = [
         binary, f"--config.file={conf}", f"--storage.tsdb.path={os.path.join(base, 'data')}",
         f"--web.listen-address={plan.host_address}:{plan.ports.prometheus}",

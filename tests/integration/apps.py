@@ -288,3 +288,32 @@ class Elastic:
     async def __call__(self, request: Request):
         await asyncio.sleep(float(request.query_params.get("s", "0")))
         return os.getpid()
+
+
+@serve.deployment(
+    autoscaling_config={"min_replicas": 0, "max_replicas": 1, "downscale_to_zero_delay_s": 60},
+    ray_actor_options={"num_cpus": 0.1},
+    max_queued_requests=3,
+)
+class SlowStart:
+    """Takes 3 s to construct, so requests to it at zero replicas wait in the caller's queue."""
+
+    def __init__(self):
+        time.sleep(3)
+
+    async def __call__(self, request: Request):
+        return os.getpid()
+
+
+@serve.deployment(
+    autoscaling_config={
+        "min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 1, "upscale_delay_s": 0,
+        "downscale_delay_s": 2, "look_back_period_s": 2,
+    },
+    ray_actor_options={"num_cpus": 0.1},
+    max_ongoing_requests=4,
+)
+class Loaded:
+    async def __call__(self, request: Request):
+        await asyncio.sleep(0.1)
+        return os.getpid()

@@ -400,7 +400,7 @@ def test_random_held_faults_must_fit_without_overlapping():
 def test_the_readme_example_validates():
     import re
 
-    readme = os.path.join(os.path.dirname(__file__), "..", "..", "chaos", "README_experiments.md")
+    readme = os.path.join(os.path.dirname(__file__), "..", "..", "chaos", "README.md")
     (example,) = re.findall(r"```yaml\n(.*?)```", open(readme).read(), re.S)
     exp = parse_experiment_text(example, "README")
     assert [f.action for f in exp.method] == ["kill-replica", "kill-gcs", "partition"]

@@ -152,11 +152,11 @@ def test_socket_path_limit_is_checked():
 # -- Prometheus -------------------------------------------------------------------------------
 
 
-def test_prometheus_config_scrapes_both_jobs_every_second_from_file_sd():
+def test_prometheus_config_scrapes_every_job_every_second_from_file_sd():
     doc = yaml.safe_load(yaml.safe_dump(prometheus.config("/s/default", "default")))
     assert doc["global"]["scrape_interval"] == "1s"
     jobs = {j["job_name"]: j for j in doc["scrape_configs"]}
-    assert set(jobs) == {"ray", "serve_core"}
+    assert set(jobs) == {"ray", "serve_core", "loadgen"}
     for name, job in jobs.items():
         assert job["scrape_interval"] == "1s"
         assert job["file_sd_configs"][0]["files"] == [f"/s/default/prometheus/targets/{name}.json"]

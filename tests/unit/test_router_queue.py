@@ -109,3 +109,24 @@ def test_a_replica_reported_dead_loses_its_calls_at_once_a_removed_one_finishes_
         assert a.removed and b.removed and r.conns == {}
 
     run(main())
+
+
+def test_requests_held_at_zero_replicas_are_bounded_even_with_an_unbounded_queue(monkeypatch):
+    from serve_core import router as router_mod
+
+    monkeypatch.setattr(router_mod, "HELD_AT_ZERO_MAX", 2)
+
+    async def main():
+        r = Router(DEP, no_replica_timeout_s=5)
+        r.update(info(max_queued=-1))
+        held = [asyncio.ensure_future(r._acquire(set())) for _ in range(2)]
+        await asyncio.sleep(0.01)
+        assert r.queued == 2
+        with pytest.raises(BackPressureError) as e:
+            await r._acquire(set())
+        assert e.value.no_replica and "no replica yet" in str(e.value)
+        r.update(info("a"))  # the first replica: the held requests go to it
+        conns = await asyncio.gather(*held)
+        assert [c.addr.replica_id for c in conns] == ["a", "a"]
+
+    run(main())

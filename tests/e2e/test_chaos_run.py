@@ -1,0 +1,62 @@
+"""The testbed's main job end to end: a chaos experiment (chaos/experiments/ci_smoke.yaml: a
+replica killed, then the head node killed and restarted, under 100 requests/s) run with
+`python -m chaos run` on a real embedded cluster, judged in its Prometheus, with the journal,
+the report and the summary checked. Asserts counts, never timings."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.e2e.conftest import REPO, cli_env, serve_core
+
+NAME = "chaosci"
+ROOT = "/tmp/serve_core_cluster"
+ROOT_MODE = (os.geteuid() == 0 and subprocess.run(["ip", "netns", "list"], capture_output=True).returncode == 0)
+pytestmark = pytest.mark.skipif(not ROOT_MODE, reason="needs root and network namespaces (one node per address)")
+
+
+@pytest.fixture
+def chaos_cluster():
+    state_path = os.path.join(ROOT, NAME, "state.json")
+    if os.path.exists(state_path):
+        serve_core("cluster", "down", "--name", NAME, timeout=180)
+    p = serve_core("cluster", "up", "--name", NAME, "--workers", "2", timeout=240)
+    try:
+        assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
+        yield NAME
+    finally:
+        if os.path.exists(state_path):
+            serve_core("cluster", "down", "--name", NAME, timeout=180)
+
+
+def test_ci_experiment_passes_with_zero_failed_requests(chaos_cluster, tmp_path):
+    p = subprocess.run([sys.executable, "-m", "chaos", "run", "chaos/experiments/ci_smoke.yaml",
+                        "--target", f"embedded:{chaos_cluster}", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600, env=cli_env(), cwd=REPO)
+    print(p.stdout[-3000:], p.stderr[-2000:])
+    runs = [d for d in os.listdir(tmp_path) if d.startswith("ci_smoke-")]
+    assert len(runs) == 1, (runs, p.stdout, p.stderr)
+    run = tmp_path / runs[0]
+    journal = json.loads((run / "journal.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
+    report = (run / "report.md").read_text()
+    assert p.returncode == 0, summary["reasons"]
+    assert summary["verdict"] == "passed" and "# ci_smoke: PASSED" in report
+    # Every scheduled request was sent (open loop) and answered with a 2xx.
+    assert summary["sent"] == 100 * 60 and summary["failed"] == 0 and summary["ok"] == summary["sent"]
+    # The three faults happened, at the targets the journal names.
+    faults = journal["faults"]
+    assert [f["action"] for f in faults] == ["kill-replica", "kill-node", "restart-node"]
+    assert all(f["ok"] for f in faults), faults
+    assert faults[0]["output"]["target"]["deployment"] == "Work" and faults[0]["output"]["target"]["pid"] > 0
+    assert faults[1]["output"]["target"]["node"] == "head"
+    # Prometheus saw what the client saw: availability within 0.1 percentage point.
+    cross = journal["crosscheck"]
+    assert cross["availability_ok"] is True, cross["summary"]
+    assert summary["availability_prometheus"] == pytest.approx(1.0, abs=0.001)
+    # The per-request records are all there.
+    with open(run / "load" / "records.jsonl") as f:
+        assert sum(1 for _ in f) == summary["sent"]
