@@ -78,9 +78,9 @@ def chaos_run() -> int:
     if subprocess.run(cluster + ["up", "--name", "demo", "--workers", "2"]).returncode != 0:
         return 1
     try:
-        say("running chaos/experiments/ci_smoke.yaml: about 2 minutes")
+        say("running chaos/experiments/demo.yaml: the content pipeline, a replica, the controller and the GCS killed (about 3 minutes)")
         out = "reports/chaos/demo"
-        rc = subprocess.run([sys.executable, "-m", "chaos", "run", "chaos/experiments/ci_smoke.yaml",
+        rc = subprocess.run([sys.executable, "-m", "chaos", "run", "chaos/experiments/demo.yaml",
                              "--target", "embedded:demo", "--out", out, "--quiet"]).returncode
         runs = sorted(os.listdir(out)) if os.path.isdir(out) else []
         if runs:

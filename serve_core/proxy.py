@@ -71,6 +71,13 @@ class ProxyApp:
                 for status in PRECREATED_STATUSES:
                     metrics.child(metrics.HTTP_REQUESTS, prefix, app, method, status)
 
+    async def wait_routes(self, timeout_s: float) -> bool:
+        try:
+            await asyncio.wait_for(self._ready_event.wait(), timeout_s)
+            return True
+        except TimeoutError:
+            return False
+
     def match(self, path: str) -> tuple[str, str, DeploymentID] | None:
         for prefix, app, dep in self.routes:
             if prefix == "/" or path == prefix or path.startswith(prefix + "/"):
@@ -293,14 +300,18 @@ class ProxyActor:
             sock.bind((host, port))
         except OSError as e:
             raise OSError(f"proxy cannot listen on {host}:{port}: {e}; free the port or set http_options port") from e
-        sock.listen(2048)
-        sock.setblocking(False)
         self.host, self.port = host, sock.getsockname()[1]
 
         async def setup() -> ProxyApp:
             return ProxyApp(caller.install(self._thread.loop), http_options)
 
         self.app = self._thread.run(setup())
+        # Listen only once the routes are here (or the controller is slow to answer): until
+        # then a client's connection is refused, and it goes to another proxy at once
+        # instead of waiting here.
+        self._thread.run(self.app.wait_routes(READY_WAIT_S))
+        sock.listen(2048)
+        sock.setblocking(False)
         http = protocol_class(float(http_options.get("header_timeout_s", 10.0)), int(http_options.get("max_header_bytes", 65536)))
         config = uvicorn.Config(
             self.app, http=http, lifespan="off", access_log=False, log_level="warning", proxy_headers=False,
