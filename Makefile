@@ -6,7 +6,7 @@ export RAY_DEDUP_LOGS := 0
 STAMP := .deps.stamp
 PYTEST := $(PYTHON) -m pytest
 
-.PHONY: deps demo test test-unit test-integration test-e2e bench bench-smoke lint typecheck clean
+.PHONY: deps demo test test-unit test-integration test-e2e bench bench-smoke bench-autoscale lint typecheck clean
 
 $(STAMP): pyproject.toml scripts/install_deps.sh
 	bash scripts/install_deps.sh
@@ -36,6 +36,9 @@ bench: deps
 
 bench-smoke: deps
 	$(PYTHON) -m bench.http_bench --smoke
+
+bench-autoscale: deps
+	$(PYTHON) -m bench.autoscale_bench
 
 lint: deps
 	$(PYTHON) -m ruff check serve_core loadgen chaos tests bench examples scripts
