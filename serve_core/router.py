@@ -29,8 +29,8 @@ LOST = -1  # synthetic frame: the connection closed before the request finished
 TERMINAL = frozenset({wire.REJECT, wire.RESULT, wire.ERROR, wire.HTTP, wire.END, LOST})
 RECONNECT_BACKOFF_S = 1.0  # first wait after a failed or lost connection; doubles per failure
 RECONNECT_BACKOFF_MAX_S = 8.0
-CONNECT_TIMEOUT_S = 1.0
-HELD_AT_ZERO_MAX = 1000  # requests a caller holds while a deployment has no replica (max_queued_requests=-1)  # replicas are a hop away: a connect this slow is to a vanished node
+CONNECT_TIMEOUT_S = 1.0  # the peer's kernel completes a handshake at once: slower is a vanished node
+HELD_AT_ZERO_MAX = 1000  # requests a caller holds while a deployment has no replica (max_queued_requests=-1)
 MAX_RETRIES = 3
 _rids = itertools.count(1)
 
