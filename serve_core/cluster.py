@@ -51,6 +51,12 @@ def get_actor(name: str) -> Any | None:
         return None
 
 
+def actor_names(prefix: str) -> list[str]:
+    """Names of the live named actors in serve_core's namespace that start with ``prefix``."""
+    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+            if a["namespace"] == NAMESPACE and a["name"].startswith(prefix)]
+
+
 def get_controller() -> Any | None:
     return get_actor(CONTROLLER_NAME)
 

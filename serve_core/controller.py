@@ -30,6 +30,7 @@ from serve_core.proxy_state import ProxyFleet
 
 log = logging.getLogger("serve_core.controller")
 LOOP_PERIOD_S = 0.1
+REPLICA_PREFIX = "SERVE_CORE_REPLICA:"  # + deployment key + ":" + replica id
 DEAD_KEPT_S = 60.0  # how long a dead replica stays in snapshots (a caller may be slow to poll)
 DEMAND_FRESH_S = 2.0  # a caller's demand report counts this long (callers report every 0.5 s)
 
@@ -145,6 +146,7 @@ class Controller:
                     task = asyncio.get_event_loop().create_task(self._adopt(dep, rec))
                     rec.tasks.append(task)
                     adoptions.append(task)
+        adoptions += self._adopt_orphans()
         self.proxies.restore(doc.get("proxies", {}))
         log.info("restored %d applications from checkpoint", len(self.apps))
         return adoptions
@@ -152,6 +154,9 @@ class Controller:
     # -- control loop ------------------------------------------------------------------
 
     async def _run(self) -> None:
+        # Plan nothing before re-adoption ends: a replica not yet adopted (or one whose
+        # version it has yet to report) would look missing, and be started twice.
+        await self._restored.wait()
         while not self._stopping:
             start = time.perf_counter()
             try:
@@ -248,8 +253,9 @@ class Controller:
             "deployment_id": dep, "replica_id": rid, "def_bytes": target.def_bytes,
             "init_bytes": target.init_bytes, "max_ongoing": opts.max_ongoing_requests,
             "user_config": opts.user_config,
+            "version": target.code_version(), "config_version": target.config_version(),
         }
-        rec = ds.ReplicaRecord(rid, f"SERVE_CORE_REPLICA:{dep.key()}:{rid}", target.code_version(), target.config_version())
+        rec = ds.ReplicaRecord(rid, f"{REPLICA_PREFIX}{dep.key()}:{rid}", target.code_version(), target.config_version())
         rec.started_at = time.time()
         rec.handle = cluster.start_replica(rec.actor_name, spec, opts.actor_options())
         self.replicas[dep][rid] = rec
@@ -272,6 +278,26 @@ class Controller:
             return
         self._adopted(dep, rec, info)
 
+    def _adopt_orphans(self) -> list[asyncio.Task[None]]:
+        """Replicas started after the last checkpoint was written (the controller died in
+        between): found by name, adopted like the rest, with the versions they report."""
+        known = {r.actor_name for recs in self.replicas.values() for r in recs.values()}
+        tasks = []
+        for name in cluster.actor_names(REPLICA_PREFIX):
+            key, _, rid = name[len(REPLICA_PREFIX):].rpartition(":")
+            dep = DeploymentID.from_key(key)
+            handle = None if name in known or self.targets.get(dep) is None else cluster.get_actor(name)
+            if handle is None:
+                continue
+            rec = ds.ReplicaRecord(rid, name, "", "")  # versions come from the replica itself
+            rec.handle = handle
+            self.replicas.setdefault(dep, {})[rid] = rec
+            rec.tasks.append(task := asyncio.get_event_loop().create_task(self._adopt(dep, rec)))
+            tasks.append(task)
+        if tasks:
+            log.info("adopting %d replica(s) started after the last checkpoint", len(tasks))
+        return tasks
+
     async def _adopt(self, dep: DeploymentID, rec: ds.ReplicaRecord) -> None:
         try:
             info = await asyncio.wait_for(rec.handle.info.remote(), 30)
@@ -290,6 +316,8 @@ class Controller:
         if rec.state == ReplicaState.STOPPING:
             return
         rec.addr = ReplicaAddress(rec.replica_id, info["host"], info["port"], info.get("node_id", ""))
+        rec.version = rec.version or info.get("version", "")
+        rec.config_version = rec.config_version or info.get("config_version", "")
         rec.pid, rec.node_id, rec.metrics_port = info["pid"], info.get("node_id", ""), info["metrics_port"]
         rec.state = ReplicaState.RUNNING
         self.start_failures.pop(dep, None)

@@ -282,7 +282,8 @@ class ReplicaActor:
 
         host = host or ray.util.get_node_ip_address()
         info = self._thread.run(self._server.start(host))
-        self._info = {**info, "replica_id": self._spec["replica_id"], "node_id": ray.get_runtime_context().get_node_id()}
+        self._info = {**info, "replica_id": self._spec["replica_id"], "node_id": ray.get_runtime_context().get_node_id(),
+                      "version": self._spec.get("version", ""), "config_version": self._spec.get("config_version", "")}
         return self._info
 
     def info(self) -> dict[str, Any] | None:

@@ -53,7 +53,8 @@ class FakeReplica(FakeActor):
 
     def _initialize(self, host: Any) -> dict[str, Any]:
         self.info_ = {"host": "10.0.0.1", "port": self.pid, "pid": self.pid, "metrics_port": 1,
-                      "replica_id": self.spec["replica_id"], "node_id": "node-1"}
+                      "replica_id": self.spec["replica_id"], "node_id": "node-1",
+                      "version": self.spec.get("version", ""), "config_version": self.spec.get("config_version", "")}
         return self.info_
 
     def _info(self) -> dict[str, Any] | None:
@@ -94,6 +95,9 @@ class FakeCluster:
 
     def get_actor(self, name: str) -> FakeActor | None:
         return self.actors.get(name)
+
+    def actor_names(self, prefix: str) -> list[str]:
+        return [n for n in self.actors if n.startswith(prefix)]
 
     def start_replica(self, name: str, spec: dict[str, Any], actor_options: dict[str, Any]) -> FakeReplica:
         self.started.append(name)

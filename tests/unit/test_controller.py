@@ -2,12 +2,15 @@
 re-adopt from the checkpoint without starting anything new."""
 
 import asyncio
+import pickle
 
 import cloudpickle
 import pytest
 
 from serve_core import controller as controller_mod
+from serve_core import proxy_state
 from serve_core.config import DeploymentOptions
+from serve_core.ids import CHECKPOINT_KEY
 from tests.unit.fake_cluster import FakeCluster, FakeReplica
 
 
@@ -20,6 +23,7 @@ class Model:
 def fake(monkeypatch):
     cluster = FakeCluster()
     monkeypatch.setattr(controller_mod, "cluster", cluster)
+    monkeypatch.setattr(proxy_state, "cluster", cluster)
     monkeypatch.setattr(controller_mod.metrics, "serve_metrics", lambda host: 0)  # no sockets
     monkeypatch.setattr(controller_mod, "LOOP_PERIOD_S", 0.01)
     return cluster
@@ -102,5 +106,33 @@ def test_delete_stops_replicas_and_forgets_the_app(fake):
         await until(lambda: "app" not in c.apps)
         assert not [n for n in fake.actors if n.startswith("SERVE_CORE_REPLICA")]
         c._stopping = True
+
+    asyncio.run(main())
+
+
+def test_replicas_started_after_the_last_checkpoint_are_adopted_not_leaked(fake):
+    """The controller dies between starting replicas and writing the checkpoint that
+    names them: the next one finds them by name and adopts them."""
+    async def main():
+        c = controller_mod.Controller({"location": "EveryNode"})
+        await c.deploy_app("app", "/", "Model", [record("Model", 1)])
+        await until(lambda: len(fake.started) == 1)
+        while not await running(c):
+            await asyncio.sleep(0.01)
+        await c.deploy_app("app", "/", "Model", [record("Model", 3)])  # the target is written at once
+        while not await running(c):
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        c._stopping = True
+        doc = pickle.loads(fake.kv[CHECKPOINT_KEY])  # as if it died before writing the replicas it added
+        doc["replicas"]["app#Model"] = doc["replicas"]["app#Model"][:1]
+        fake.kv[CHECKPOINT_KEY] = pickle.dumps(doc)
+        c2 = controller_mod.Controller({"location": "EveryNode"})
+        await c2.listen(-1, 5)
+        await asyncio.sleep(0.2)
+        assert len(fake.started) == 3  # the two missing from the checkpoint were adopted
+        replicas = c2.snapshot()["deployments"]["app#Model"]["replicas"]
+        assert len(replicas) == 3, replicas
+        c2._stopping = True
 
     asyncio.run(main())
