@@ -19,7 +19,10 @@ from urllib.parse import urlsplit
 from geventhttpclient.response import HTTPParseError, HTTPResponse
 
 # Errors that can only happen before the request left: the server never saw it.
-_CONNECT_KINDS = {errno.ECONNREFUSED: "refused", errno.EHOSTUNREACH: "unreachable", errno.ENETUNREACH: "unreachable"}
+# A reset during the handshake is a listener that died with the connection in its backlog:
+# no request was sent, so it is as safe to send elsewhere as a refusal.
+_CONNECT_KINDS = {errno.ECONNREFUSED: "refused", errno.ECONNRESET: "refused", errno.EHOSTUNREACH: "unreachable",
+                  errno.ENETUNREACH: "unreachable"}
 RETRYABLE = frozenset({"refused", "unreachable"})
 
 

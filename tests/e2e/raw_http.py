@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 
 class Refused(Exception):
-    """The connection was refused: the request never reached a server."""
+    """The connection was refused (or reset while connecting): the request never reached a server."""
 
 
 class Broken(Exception):
@@ -19,7 +19,8 @@ async def get(url: str) -> tuple[int, bytes]:
     u = urlsplit(url)
     try:
         reader, writer = await asyncio.open_connection(u.hostname, u.port or 80)
-    except ConnectionRefusedError as e:
+    except (ConnectionRefusedError, ConnectionResetError) as e:
+        # Reset during the handshake: the listener died with it in its backlog; nothing was sent.
         raise Refused(str(e)) from None
     try:
         writer.write(f"GET {u.path or '/'} HTTP/1.1\r\nHost: {u.netloc}\r\nConnection: close\r\n\r\n".encode())
