@@ -36,7 +36,6 @@ import statistics
 import sys
 import threading
 import time
-import traceback
 import urllib.request
 from pathlib import Path
 
@@ -54,7 +53,6 @@ from bench.http_bench import (
     port_in_use,
     time_limit,
     utc_now,
-    wait_port_free,
 )
 
 BACKEND_MODULES = hb.BACKEND_MODULES
@@ -414,23 +412,10 @@ def bench_backend(name: str, args) -> dict:
                 step["client_error"] and f"load client crashed: {step['client_error']}",
             ) if p]
     except BaseException as e:  # noqa: BLE001 - record, then go on with the next backend
-        if isinstance(e, KeyboardInterrupt):
-            res["error"] = "interrupted"
-            raise
-        res["error"] = f"{type(e).__name__}: {e}"
-        res["traceback"] = traceback.format_exc()
-        log(f"{name}: FAILED: {res['error']}")
+        hb.record_failure(res, name, e)
     finally:
         if started:
-            log(f"{name}: shutdown...")
-            try:
-                with time_limit(args.deploy_timeout, f"{name} shutdown"):
-                    serve.shutdown()
-                wait_port_free(30)
-            except Exception as e:  # noqa: BLE001
-                res["shutdown_error"] = f"{type(e).__name__}: {e}"
-                res["status"] = "failed"
-                log(f"{name}: shutdown FAILED: {res['shutdown_error']}")
+            hb.shut_down(res, name, serve, args.deploy_timeout)
     return res
 
 

@@ -305,24 +305,34 @@ def bench_backend(name: str, args, common: dict) -> dict:
         )
         res["status"] = "ok" if res["errors"]["total"] == 0 else "errors"
     except BaseException as e:  # noqa: BLE001 - record, then go on with the next backend
-        if isinstance(e, KeyboardInterrupt):
-            res["error"] = "interrupted"
-            raise
-        res["error"] = f"{type(e).__name__}: {e}"
-        res["traceback"] = traceback.format_exc()
-        log(f"{name}: FAILED: {res['error']}")
+        record_failure(res, name, e)
     finally:
         if started:
-            log(f"{name}: shutdown...")
-            try:
-                with time_limit(args.deploy_timeout, f"{name} shutdown"):
-                    serve.shutdown()
-                wait_port_free(30)
-            except Exception as e:  # noqa: BLE001
-                res["shutdown_error"] = f"{type(e).__name__}: {e}"
-                res["status"] = "failed"
-                log(f"{name}: shutdown FAILED: {res['shutdown_error']}")
+            shut_down(res, name, serve, args.deploy_timeout)
     return res
+
+
+def record_failure(res: dict, name: str, e: BaseException) -> None:
+    """Note a backend's failure in its result; re-raise Ctrl-C (called in an except block)."""
+    if isinstance(e, KeyboardInterrupt):
+        res["error"] = "interrupted"
+        raise e
+    res["error"] = f"{type(e).__name__}: {e}"
+    res["traceback"] = traceback.format_exc()
+    log(f"{name}: FAILED: {res['error']}")
+
+
+def shut_down(res: dict, name: str, serve, timeout_s: float) -> None:
+    """Shut a backend down and wait for its port; a failure marks the result failed."""
+    log(f"{name}: shutdown...")
+    try:
+        with time_limit(timeout_s, f"{name} shutdown"):
+            serve.shutdown()
+        wait_port_free(30)
+    except Exception as e:  # noqa: BLE001
+        res["shutdown_error"] = f"{type(e).__name__}: {e}"
+        res["status"] = "failed"
+        log(f"{name}: shutdown FAILED: {res['shutdown_error']}")
 
 
 # --------------------------------------------------------------------------- report
