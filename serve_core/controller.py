@@ -306,9 +306,12 @@ class Controller:
             self.replicas.get(dep, {}).pop(rec.replica_id, None)
             cluster.kill(rec.handle)
             return
-        if info is None:  # it never finished initializing: start over
-            self.replicas.get(dep, {}).pop(rec.replica_id, None)
-            cluster.kill(rec.handle)
+        if not info.get("ready", True):
+            # Still starting when the last controller died: see it through rather than
+            # start another, without holding up the restore on a slow constructor.
+            rec.version = rec.version or info.get("version", "")
+            rec.config_version = rec.config_version or info.get("config_version", "")
+            rec.tasks.append(asyncio.get_event_loop().create_task(self._initialize(dep, rec)))
             return
         self._adopted(dep, rec, info)
 

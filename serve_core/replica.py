@@ -276,19 +276,33 @@ class ReplicaActor:
         self._server = ReplicaServer(spec, self._thread.loop)
         self._spec = spec
         self._info: dict[str, Any] | None = None
+        self._init_error: BaseException | None = None
+        self._init_lock = threading.Lock()
 
     def initialize(self, host: str | None = None) -> dict[str, Any]:
+        """Start the user object once; a second call (a restarted controller adopting a
+        replica that was still starting) waits for the first and gets its answer."""
         import ray
 
-        host = host or ray.util.get_node_ip_address()
-        info = self._thread.run(self._server.start(host))
-        self._info = {**info, "replica_id": self._spec["replica_id"], "node_id": ray.get_runtime_context().get_node_id(),
-                      "version": self._spec.get("version", ""), "config_version": self._spec.get("config_version", "")}
-        return self._info
+        with self._init_lock:
+            if self._init_error is not None:
+                raise self._init_error
+            if self._info is None:
+                host = host or ray.util.get_node_ip_address()
+                try:
+                    info = self._thread.run(self._server.start(host))
+                except BaseException as e:
+                    self._init_error = e
+                    raise
+                self._info = {**info, "replica_id": self._spec["replica_id"], "node_id": ray.get_runtime_context().get_node_id(),
+                              "version": self._spec.get("version", ""), "config_version": self._spec.get("config_version", "")}
+            return self._info
 
-    def info(self) -> dict[str, Any] | None:
-        """What initialize returned, or None if it never finished (for re-adoption)."""
-        return self._info
+    def info(self) -> dict[str, Any]:
+        """What initialize returned, or only the versions while it has not finished (for re-adoption)."""
+        if self._info is not None:
+            return {**self._info, "ready": True}
+        return {"ready": False, "version": self._spec.get("version", ""), "config_version": self._spec.get("config_version", "")}
 
     def wait_until_dead(self) -> None:
         """Never returns; the controller learns of this process's death when it fails."""

@@ -51,14 +51,18 @@ class FakeReplica(FakeActor):
         super().__init__(cluster, name)
         self.spec, self.info_, self.user_config = spec, None, spec.get("user_config")
 
-    def _initialize(self, host: Any) -> dict[str, Any]:
-        self.info_ = {"host": "10.0.0.1", "port": self.pid, "pid": self.pid, "metrics_port": 1,
+    async def _initialize(self, host: Any) -> dict[str, Any]:
+        if self.cluster.start_gate is not None:
+            await self.cluster.start_gate.wait()
+        self.info_ = self.info_ or  {"host": "10.0.0.1", "port": self.pid, "pid": self.pid, "metrics_port": 1,
                       "replica_id": self.spec["replica_id"], "node_id": "node-1",
                       "version": self.spec.get("version", ""), "config_version": self.spec.get("config_version", "")}
         return self.info_
 
-    def _info(self) -> dict[str, Any] | None:
-        return self.info_
+    def _info(self) -> dict[str, Any]:
+        if self.info_ is None:
+            return {"ready": False, "version": self.spec.get("version", ""), "config_version": self.spec.get("config_version", "")}
+        return {**self.info_, "ready": True}
 
     def _reconfigure(self, config: Any) -> None:
         self.user_config = config
@@ -83,6 +87,7 @@ class FakeCluster:
         self.kv: dict[bytes, bytes] = {}
         self.actors: dict[str, FakeActor] = {}
         self.started: list[str] = []
+        self.start_gate: asyncio.Event | None = None  # when set, replicas finish starting only once it is
 
     def kv_put(self, key: bytes, value: bytes) -> None:
         self.kv[key] = value

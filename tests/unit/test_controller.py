@@ -136,3 +136,23 @@ def test_replicas_started_after_the_last_checkpoint_are_adopted_not_leaked(fake)
         c2._stopping = True
 
     asyncio.run(main())
+
+
+def test_replicas_still_starting_when_the_controller_died_are_seen_through_not_replaced(fake):
+    async def main():
+        fake.start_gate = asyncio.Event()  # constructors that have not finished yet
+        c = controller_mod.Controller({"location": "EveryNode"})
+        await c.deploy_app("app", "/", "Model", [record("Model", 2)])
+        await until(lambda: len(fake.started) == 2)
+        await asyncio.sleep(0.1)
+        c._stopping = True
+        c2 = controller_mod.Controller({"location": "EveryNode"})
+        await c2.listen(-1, 5)  # re-adoption ends without waiting for the constructors
+        assert [r["state"] for r in (await c2.status())["applications"]["app"]["deployments"]["Model"]["replicas"]] == ["STARTING"] * 2
+        fake.start_gate.set()
+        while not await running(c2):
+            await asyncio.sleep(0.01)
+        assert len(fake.started) == 2  # the same two, nothing started in their place
+        c2._stopping = True
+
+    asyncio.run(main())
