@@ -139,8 +139,36 @@ def alive_nodes() -> list[dict[str, Any]]:
                 "ip": n["NodeManagerAddress"],
                 "is_head": "node:__internal_head__" in n.get("Resources", {}),
                 "labels": dict(n.get("Labels") or {}),
+                "cpus": float(n.get("Resources", {}).get("CPU", 0.0)),
+                "raylet_port": int(n.get("NodeManagerPort", 0)),
             })
     return out
+
+
+def prestart_workers(node: dict[str, Any], count: int, keep_alive_s: int) -> None:
+    """Ask ``node``'s raylet to start ``count`` idle worker processes for this job (the
+    default runtime env), kept alive ``keep_alive_s`` unless an actor takes one first.
+
+    Ray 2.60 has the raylet call (NodeManagerService.PrestartWorkers) but no Python API
+    for it, so this speaks its gRPC with Ray's own channel (token auth included).
+    """
+    from ray._private.grpc_utils import init_grpc_channel
+    from ray.core.generated import common_pb2, node_manager_pb2, node_manager_pb2_grpc, runtime_environment_pb2
+
+    channel = init_grpc_channel(f"{node['ip']}:{node['raylet_port']}")
+    try:
+        node_manager_pb2_grpc.NodeManagerServiceStub(channel).PrestartWorkers(
+            node_manager_pb2.PrestartWorkersRequest(  # type: ignore[attr-defined]  # generated
+                language=common_pb2.PYTHON,  # type: ignore[attr-defined]
+                job_id=bytes.fromhex(ray.get_runtime_context().get_job_id()),
+                runtime_env_info=runtime_environment_pb2.RuntimeEnvInfo(serialized_runtime_env="{}"),  # type: ignore[attr-defined]
+                keep_alive_duration_secs=keep_alive_s,
+                num_workers=count,
+            ),
+            timeout=5,
+        )
+    finally:
+        channel.close()
 
 
 def node_id() -> str:

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import asdict
 from typing import Any
 
-from serve_core import autoscaler, cluster, metrics
+from serve_core import autoscaler, cluster, metrics, warm_spares
 from serve_core import deployment_state as ds
 from serve_core.ids import (
     CHECKPOINT_KEY,
@@ -54,7 +54,9 @@ class Controller:
         # which never notices a node cut off the network.
         self.dead: dict[DeploymentID, dict[str, float]] = {}
         self.start_failures: dict[DeploymentID, int] = {}
-        self.proxies = ProxyFleet(http_options, self._checkpoint)
+        self.spares = warm_spares.WarmSpares(warm_spares.spares_per_node())
+        self._spares_task: asyncio.Task[None] | None = None
+        self.proxies = ProxyFleet(http_options, self._checkpoint, on_start=self.spares.placed)
         # Versions only need to differ; starting from the clock keeps a restarted
         # controller's versions apart from the ones callers already hold.
         self.version = time.time_ns() // 1000
@@ -194,6 +196,8 @@ class Controller:
                 del self.apps[name]
                 changed = True
         await self.proxies.reconcile()
+        if self._spares_task is None or self._spares_task.done():
+            self._spares_task = asyncio.get_event_loop().create_task(self.spares.refresh(self.proxies.node_info, time.monotonic()))
         if changed:
             self._checkpoint()
 
@@ -276,6 +280,7 @@ class Controller:
             if n >= ds.MAX_START_FAILURES and not running:
                 self.failed[dep] = f"replica constructor failed {n} times; last error: {e}"
             return
+        self.spares.placed(info.get("node_id", ""))
         self._adopted(dep, rec, info)
 
     def _adopt_orphans(self) -> list[asyncio.Task[None]]:

@@ -21,9 +21,12 @@ MISSING = {"state": "STARTING", "host": "", "port": 0, "pid": 0, "metrics_port":
 
 
 class ProxyFleet:
-    def __init__(self, http_options: dict[str, Any], on_change: Callable[[], None]) -> None:
+    def __init__(self, http_options: dict[str, Any], on_change: Callable[[], None],
+                 on_start: Callable[[str], None] = lambda node_id: None) -> None:
         self.http_options = http_options
         self.on_change = on_change
+        self.on_start = on_start  # a proxy actor was placed on this node
+        self.node_info: list[dict[str, Any]] = []  # every alive node, as of the last check
         self.proxies: dict[str, dict[str, Any]] = {}  # node id -> name, handle, state, ready info
         self.errors: dict[str, str] = {}  # node id -> why its last proxy failed
         self.nodes: set[str] | None = None  # nodes that should run a proxy; None until known
@@ -45,7 +48,7 @@ class ProxyFleet:
         if time.monotonic() - self._last_check <= NODE_CHECK_PERIOD_S or self.http_options.get("location") == "Disabled":
             return
         self._last_check = time.monotonic()
-        nodes = await asyncio.get_event_loop().run_in_executor(None, cluster.alive_nodes)
+        nodes = self.node_info = await asyncio.get_event_loop().run_in_executor(None, cluster.alive_nodes)
         if self.http_options.get("location") == "HeadOnly":
             nodes = [n for n in nodes if n["is_head"]]
         alive = {n["node_id"] for n in nodes}
@@ -73,6 +76,7 @@ class ProxyFleet:
             cluster.kill(stale)
             return
         handle = cluster.start_proxy(name, node["node_id"], opts)
+        self.on_start(node["node_id"])
         self.proxies[node["node_id"]] = {"name": name, "handle": handle, "state": "STARTING", "ip": node["ip"]}
         asyncio.get_event_loop().create_task(self._watch(node["node_id"]))
         self.on_change()

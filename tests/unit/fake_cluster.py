@@ -87,6 +87,7 @@ class FakeCluster:
         self.kv: dict[bytes, bytes] = {}
         self.actors: dict[str, FakeActor] = {}
         self.started: list[str] = []
+        self.prestarted: list[tuple[str, int]] = []  # (node id, count) per prestart_workers call
         self.start_gate: asyncio.Event | None = None  # when set, replicas finish starting only once it is
 
     def kv_put(self, key: bytes, value: bytes) -> None:
@@ -118,7 +119,10 @@ class FakeCluster:
         self.actors.pop(handle.name, None)
 
     def alive_nodes(self) -> list[dict[str, Any]]:
-        return [{"node_id": "node-1", "ip": "10.0.0.1", "is_head": True, "labels": {}}]
+        return [{"node_id": "node-1", "ip": "10.0.0.1", "is_head": True, "labels": {}, "cpus": 2.0, "raylet_port": 1}]
+
+    def prestart_workers(self, node: dict[str, Any], count: int, keep_alive_s: int) -> None:
+        self.prestarted.append((node["node_id"], count))
 
     def node_ip(self) -> str:
         return "10.0.0.1"

@@ -8,7 +8,7 @@ import cloudpickle
 import pytest
 
 from serve_core import controller as controller_mod
-from serve_core import proxy_state
+from serve_core import proxy_state, warm_spares
 from serve_core.config import DeploymentOptions
 from serve_core.ids import CHECKPOINT_KEY
 from tests.unit.fake_cluster import FakeCluster, FakeReplica
@@ -24,6 +24,7 @@ def fake(monkeypatch):
     cluster = FakeCluster()
     monkeypatch.setattr(controller_mod, "cluster", cluster)
     monkeypatch.setattr(proxy_state, "cluster", cluster)
+    monkeypatch.setattr(warm_spares, "cluster", cluster)
     monkeypatch.setattr(controller_mod.metrics, "serve_metrics", lambda host: 0)  # no sockets
     monkeypatch.setattr(controller_mod, "LOOP_PERIOD_S", 0.01)
     return cluster
@@ -154,5 +155,23 @@ def test_replicas_still_starting_when_the_controller_died_are_seen_through_not_r
             await asyncio.sleep(0.01)
         assert len(fake.started) == 2  # the same two, nothing started in their place
         c2._stopping = True
+
+    asyncio.run(main())
+
+
+def test_a_spare_worker_is_kept_on_the_node_and_asked_for_again_once_an_actor_took_it(fake):
+    async def main():
+        c = controller_mod.Controller({"location": "EveryNode"})
+        await until(lambda: len(fake.prestarted) >= 1)
+        await asyncio.sleep(0.1)  # the proxy placed there takes the first: asked for again
+        asked = len(fake.prestarted)
+        await c.deploy_app("app", "/", "Model", [record("Model", 1)])
+        while not await running(c):
+            await asyncio.sleep(0.01)
+        await until(lambda: len(fake.prestarted) == asked + 1)
+        await asyncio.sleep(0.2)
+        assert len(fake.prestarted) == asked + 1  # nothing placed since: no more
+        assert {n for n, _ in fake.prestarted} == {"node-1"}
+        c._stopping = True
 
     asyncio.run(main())
