@@ -146,11 +146,13 @@ def alive_nodes() -> list[dict[str, Any]]:
 
 
 def prestart_workers(node: dict[str, Any], count: int, keep_alive_s: int) -> None:
-    """Ask ``node``'s raylet to start ``count`` idle worker processes for this job (the
-    default runtime env), kept alive ``keep_alive_s`` unless an actor takes one first.
+    """Ask ``node``'s raylet to start ``count`` idle worker processes (default runtime
+    env), kept alive ``keep_alive_s`` unless an actor takes one first.
 
-    Ray 2.60 has the raylet call (NodeManagerService.PrestartWorkers) but no Python API
-    for it, so this speaks its gRPC with Ray's own channel (token auth included).
+    They belong to no job: the controller's job is usually the driver that created it,
+    long gone, and Ray kills an idle worker of a finished job at once. Ray 2.60 has the
+    raylet call (NodeManagerService.PrestartWorkers) but no Python API for it, so this
+    speaks its gRPC through Ray's own channel (token auth included).
     """
     from ray._private.grpc_utils import init_grpc_channel
     from ray.core.generated import common_pb2, node_manager_pb2, node_manager_pb2_grpc, runtime_environment_pb2
@@ -160,7 +162,6 @@ def prestart_workers(node: dict[str, Any], count: int, keep_alive_s: int) -> Non
         node_manager_pb2_grpc.NodeManagerServiceStub(channel).PrestartWorkers(
             node_manager_pb2.PrestartWorkersRequest(  # type: ignore[attr-defined]  # generated
                 language=common_pb2.PYTHON,  # type: ignore[attr-defined]
-                job_id=bytes.fromhex(ray.get_runtime_context().get_job_id()),
                 runtime_env_info=runtime_environment_pb2.RuntimeEnvInfo(serialized_runtime_env="{}"),  # type: ignore[attr-defined]
                 keep_alive_duration_secs=keep_alive_s,
                 num_workers=count,

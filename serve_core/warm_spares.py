@@ -2,9 +2,8 @@
 
 Starting an actor costs Ray a new worker process (1 to 1.5 s here, most of a cold start
 from zero replicas); with an idle one waiting, it takes about 0.25 s. So the controller
-asks each replica node's raylet for one spare: a bare Python worker of the controller's
-job with no user code loaded and no resources reserved (about 60 MB of memory while
-idle). An actor placed on the node takes the spare, and the next pass asks for another.
+asks each replica node's raylet for one spare: a bare Python worker with no user code
+loaded and no resources reserved (about 60 MB of memory while idle). An actor placed on the node takes the spare, and the next pass asks for another.
 Replicas with a ``runtime_env`` of their own do not match the spare and start as before.
 
 ``due`` is the pure part (which nodes need asking); ``refresh`` does the asking.

@@ -49,6 +49,9 @@ METRICS_ENV = {"RAY_metrics_report_interval_ms": "1000"}
 # starve them. Nice 0 for every worker keeps a Ray Serve run comparable (serve_core's own
 # proxies and replicas already drop to 0).
 NICENESS_ENV = {"RAY_worker_niceness": "0"}
+# Workers import the replica module before they take work: with the controller's spare
+# worker (serve_core/warm_spares.py), a replica from zero then skips that import (~75 ms).
+PRELOAD_ENV = {"RAY_preload_python_modules": "serve_core.replica"}
 OBJECT_STORE_BYTES = 200 * 1024 * 1024  # small: several nodes share this machine's memory
 STARTED_MARKER = "Ray runtime started"
 NODE_PROCESS_NAMES = ("gcs_server", "raylet")
@@ -74,6 +77,7 @@ def cluster_env(state: ClusterState, base: dict[str, str] | None = None) -> dict
         **HEALTH_CHECK_ENV,
         **METRICS_ENV,
         **NICENESS_ENV,
+        **PRELOAD_ENV,
     })
     return env
 
