@@ -35,7 +35,7 @@ from chaos.journal import (
     RunStarted,
     SchedulePlanned,
 )
-from chaos.report import SUMMARY_FILE, ReportListener, load_run, write_report
+from chaos.report import HTML_FILE, SUMMARY_FILE, ReportListener, load_run, write_report
 from chaos.schedule import PlannedFault, Snapshot, plan
 
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(__file__), "experiments")
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     cp.set_defaults(handler=cmd_compare)
     ls = sub.add_parser("list", help="the ready experiments")
     ls.set_defaults(handler=cmd_list)
-    rp = sub.add_parser("report", help="(re)write a run's report.md and summary.json, and print the report")
+    rp = sub.add_parser("report", help="(re)write a run's report.md, report.html and summary.json, and print the report")
     rp.add_argument("run", help="a run directory (reports/chaos/NAME-TIME) or its journal.json")
     rp.set_defaults(handler=cmd_report)
     ns = p.parse_args(argv)
@@ -112,6 +112,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
     result = run_experiment(exp, listeners=listeners, options=RunOptions(out_root=ns.out, deploy=not ns.no_deploy))
     if report.report_path:
         print(f"report: {report.report_path}")
+    if report.html_path:
+        print(f"html:   {report.html_path}")
     if result.interrupted:
         return EXIT_INTERRUPTED
     return EXIT.get(result.verdict, EXIT_ERROR)
@@ -143,7 +145,7 @@ def cmd_report(ns: argparse.Namespace, out: TextIO | None = None) -> int:
     path = write_report(journal, directory)
     with open(path) as f:
         out.write(f.read())
-    print(f"wrote {path} and {os.path.join(directory, SUMMARY_FILE)}", file=sys.stderr)
+    print(f"wrote {path}, {os.path.join(directory, HTML_FILE)} and {os.path.join(directory, SUMMARY_FILE)}", file=sys.stderr)
     return 0
 
 

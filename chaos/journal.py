@@ -118,6 +118,24 @@ class Abort(Event):
 
 
 @dataclass(frozen=True)
+class SeriesCollected(Event):
+    """Range queries over the run, read from Prometheus after the SLOs were judged, so a report can
+    be drawn (and redrawn) from the journal alone. Each entry is ``{"query", "series": [{"labels",
+    "points": [[unix s, value or null], ...]}], "error"}``; ``error`` says why an entry is missing."""
+
+    start: float
+    end: float
+    step_s: float
+    window_s: float  # rates and percentiles are over this much before each point
+    series: dict[str, dict[str, Any]]  # plot name (requests, errors, p50, ..., replicas) -> entry
+    # The rules chaos.alerts generated, and each alert's condition (recording rules inlined) over
+    # [start, end] at its group's interval: {"rules", "scale", "start", "end", "conditions": {key:
+    # entry}}, or {"error"} when the rules could not be made.
+    alerts: dict[str, Any] = field(default_factory=dict)
+    kind: str = "series_collected"
+
+
+@dataclass(frozen=True)
 class RunFinished(Event):
     verdict: str  # passed, failed, aborted
     reasons: list[str]
@@ -170,7 +188,8 @@ class Journal:
             "version": JOURNAL_VERSION, "name": None, "experiment": None, "seed": None, "target": None,
             "backend": None, "start": None, "load_start": None, "end": None, "plan": [], "snapshot": None,
             "steady_state": {}, "faults": [], "rollbacks": [], "aborts": [], "notes": [], "client_summary": None,
-            "crosscheck": None, "verdict": None, "reasons": [], "warnings": [], "error": None,
+            "crosscheck": None, "series": None, "alerts": None, "verdict": None, "reasons": [], "warnings": [],
+            "error": None,
         }
         self._open: dict[str, dict[str, Any]] = {}
 
@@ -203,6 +222,10 @@ class Journal:
         elif isinstance(event, Abort):
             d["aborts"].append({"at": event.at, "offset_s": event.offset_s, "reason": event.reason,
                                 "condition": event.condition})
+        elif isinstance(event, SeriesCollected):
+            d.update(series={"start": event.start, "end": event.end, "step_s": event.step_s,
+                             "window_s": event.window_s, "plots": event.series},
+                     alerts=event.alerts or None)
         elif isinstance(event, RunFinished):
             d.update(end=event.at, verdict=event.verdict, reasons=event.reasons, client_summary=event.client_summary,
                      crosscheck=event.crosscheck, error=event.error, warnings=event.warnings)

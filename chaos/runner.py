@@ -7,9 +7,10 @@ Everything outside is behind a small protocol so the runner's logic is tested wi
 and a fake clock: ``Target`` (chaos.targets), ``LoadDriver`` (chaos.load_driver; made by a
 ``LoadFactory``; ``LocustLoad`` wraps ``loadgen.runner.LoadRun``), ``SteadyStateProbe``
 (chaos.steady_state_probe; made by a ``ProbeFactory``; ``PrometheusProbe`` wraps
-``chaos.slo``), ``Clock`` and ``Spawner``.
-The runner reports only through events (chaos.journal); the journal and the progress
-printer are listeners.
+``chaos.slo``), ``Clock`` and ``Spawner``; after the SLOs are judged it reads the report's time
+series and the alerts' conditions through a ``PrometheusAPI`` (made by a ``PrometheusFactory``).
+The runner reports only through events (chaos.journal); the journal, the progress printer and
+the reports are listeners.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chaos import schedule as scheduling
+from chaos.alert_timeline import AlertExpansionError, alert_conditions
+from chaos.alerts import alert_rules
 from chaos.errors import ChaosError
 from chaos.experiment import BurnRateAbort, ClientFailuresAbort, Experiment
 from chaos.journal import (
@@ -39,13 +42,17 @@ from chaos.journal import (
     RunFinished,
     RunStarted,
     SchedulePlanned,
+    SeriesCollected,
     run_dir,
     to_plain,
 )
 from chaos.load_driver import LoadDriver, LoadFactory, LoadProgress, LoadRequest, LocustLoad
+from chaos.prometheus import Prometheus, PrometheusAPI
 from chaos.schedule import PlannedFault, Snapshot
+from chaos.slo_queries import SLOError
 from chaos.steady_state_probe import ProbeFactory, PrometheusProbe, SteadyStateProbe
 from chaos.targets import FaultOutcome, Target, make_target
+from chaos.timeseries import PLOT_WINDOW_S, Collector, plot_queries, range_step
 
 PASSED, FAILED, ABORTED = "passed", "failed", "aborted"
 WINDOWS = ("before", "during", "after", "whole")
@@ -81,6 +88,7 @@ class Worker(Protocol):
 
 
 Spawner = Callable[[Callable[[], None], str], Worker]
+PrometheusFactory = Callable[[str], PrometheusAPI]  # prometheus url -> client
 
 
 def thread_spawner(fn: Callable[[], None], name: str) -> Worker:
@@ -101,6 +109,9 @@ class RunOptions:
     progress_every_s: float = 5.0
     join_timeout_s: float = 300.0  # how long faults still running at the end may take
     abort_join_timeout_s: float = 60.0  # the same after an abort (held faults are interrupted)
+    series_step_s: float = 1.0  # the report's plots: one point a second
+    series_window_s: float = PLOT_WINDOW_S  # their rates and percentiles are over this much
+    alert_scale: float = 0.1  # chaos.alerts' windows times this (5m/1m -> 30s/6s) for a run of minutes
 
 
 @dataclass
@@ -155,11 +166,13 @@ class Runner:
     def __init__(self, experiment: Experiment, target: Target | None = None, *,
                  load_factory: LoadFactory | None = None, probe_factory: ProbeFactory | None = None,
                  listeners: Iterable[Callable[[Event], None]] = (), clock: Clock | None = None,
-                 spawn: Spawner = thread_spawner, options: RunOptions | None = None) -> None:
+                 spawn: Spawner = thread_spawner, options: RunOptions | None = None,
+                 prometheus_factory: PrometheusFactory | None = None) -> None:
         self.exp = experiment
         self.target = target if target is not None else make_target(experiment.target, experiment.backend)
         self.load_factory: LoadFactory = load_factory or LocustLoad
         self.probe_factory: ProbeFactory = probe_factory or PrometheusProbe
+        self.prometheus_factory: PrometheusFactory = prometheus_factory or Prometheus
         self.bus = EventBus(listeners)
         self.clock = clock or SystemClock()
         self.spawn = spawn
@@ -413,6 +426,40 @@ class Runner:
             st.crosscheck = st.probe.crosscheck(t0, end, st.load.records_path if st.load else None)
         except Exception as e:
             self._warn(st, f"the cross-check of Prometheus with the client records failed: {type(e).__name__}: {e}")
+        self._collect_series(st, t0, end)
+
+    def _collect_series(self, st: _State, start: float, end: float) -> None:
+        """Read the plots' series and every alert's condition over the run for the reports. Nothing
+        here fails the run: what could not be read is a warning, and an entry that says why."""
+        exp, opts = self.exp, self.options
+        plots = plot_queries(exp.backend, opts.series_window_s)
+        alerts: dict[str, Any]
+        try:
+            rules = alert_rules(list(exp.steady_state.slos), exp.backend, scale=opts.alert_scale)
+            conditions = alert_conditions(rules)
+            alerts = {"rules": rules, "scale": opts.alert_scale, "start": start, "end": end, "conditions": {}}
+        except (SLOError, AlertExpansionError) as e:
+            conditions, alerts = [], {"error": f"the alert rules could not be made: {e}"}
+            self._warn(st, alerts["error"])
+        try:
+            collector = Collector(self.prometheus_factory(self.target.prometheus_url()), start, end)
+            series = collector.collect(plots, opts.series_step_s)
+            for step in sorted({c.step_s for c in conditions}):  # each at its group's evaluation interval
+                alerts["conditions"].update(collector.collect({c.key: c.query for c in conditions if c.step_s == step},
+                                                              step))
+        except Exception as e:  # a broken client or target: every entry says so
+            error = f"{type(e).__name__}: {e}"
+            series = {name: {"query": q, "series": [], "error": error} for name, q in plots.items()}
+            if conditions:
+                alerts["conditions"] = {c.key: {"query": c.query, "series": [], "error": error} for c in conditions}
+        failed: dict[str, list[str]] = {}
+        for name, got in [*series.items(), *alerts.get("conditions", {}).items()]:
+            if got.get("error"):
+                failed.setdefault(str(got["error"]).removeprefix("not queried: "), []).append(name.split("{")[0])
+        for error, names in failed.items():
+            self._warn(st, f"report series not read from Prometheus ({', '.join(dict.fromkeys(names))}): {error}")
+        self.bus.emit(SeriesCollected(self.clock.time(), start, end, range_step(start, end, opts.series_step_s),
+                                      opts.series_window_s, series, alerts))
 
     def _probe(self, st: _State, window: str, start: float, end: float,
                fault_times: list[float]) -> list[dict[str, Any]]:
@@ -448,11 +495,12 @@ class Runner:
 
 def run_experiment(experiment: Experiment, *, listeners: Iterable[Callable[[Event], None]] = (),
                    options: RunOptions | None = None, target: Target | None = None,
-                   load_factory: LoadFactory | None = None, probe_factory: ProbeFactory | None = None) -> RunResult:
+                   load_factory: LoadFactory | None = None, probe_factory: ProbeFactory | None = None,
+                   prometheus_factory: PrometheusFactory | None = None) -> RunResult:
     """Run ``experiment`` on the target it names (or ``target``) with Locust load and SLOs
     in Prometheus (or the given factories)."""
     return Runner(experiment, target, load_factory=load_factory, probe_factory=probe_factory,
-                  listeners=listeners, options=options).run()
+                  listeners=listeners, options=options, prometheus_factory=prometheus_factory).run()
 
 
 # -- the verdict --------------------------------------------------------------------------------

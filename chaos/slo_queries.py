@@ -41,6 +41,10 @@ class Backend:
     # Applied when an SLO names no route. Ray Serve counts its own health and route checks
     # ("/-/healthz", "/-/routes") as requests; serve_core does not: leave them out to compare like with like.
     all_routes_matcher: str | None = None
+    # Gauge of replicas per deployment (labels application, deployment), summed over its series
+    # that match ``replicas_matcher``; None for a backend that has no replicas (the load generator).
+    replicas: str | None = None
+    replicas_matcher: str | None = None
 
 
 SERVE_CORE_BUCKETS_S = (
@@ -61,6 +65,9 @@ BACKENDS: dict[str, Backend] = {
         latency_buckets="serve_core_http_request_latency_seconds_bucket",
         latency_to_ms=1000.0,
         bucket_bounds_ms=tuple(b * 1000.0 for b in SERVE_CORE_BUCKETS_S),
+        # serve_core/metrics.py: the controller's view, one series per state (STARTING, RUNNING, STOPPING).
+        replicas="serve_core_deployment_replicas",
+        replicas_matcher='state="RUNNING"',
     ),
     # Names as exported by ray 2.60 (OpenTelemetry exporter, "ray_" namespace, "_total" on counters):
     # ray/serve/_private/request_ingress_metrics.py.
@@ -72,6 +79,9 @@ BACKENDS: dict[str, Backend] = {
         latency_to_ms=1.0,
         bucket_bounds_ms=RAY_SERVE_BUCKETS_MS,
         all_routes_matcher='route!~"/-/.*"',
+        # ray/serve/_private/deployment_state.py: the healthy count per deployment, or 1/0 per replica
+        # when high-cardinality tags are on; the sum is the healthy count either way.
+        replicas="ray_serve_deployment_replica_healthy",
     ),
     # The load generator's own view (loadgen/metrics.py), scraped like the others. Its status is a
     # code or an error kind ("timeout", "refused"), so refused connections count as errors here,
@@ -139,10 +149,18 @@ def requests_query(b: Backend, window_s: float, route: str | None = None) -> str
     return f"sum(increase({selector(b.requests, _request_matchers(b, route, None))}[{duration(window_s)}]))"
 
 
-def _ratio(b: Backend, status: str, window_s: float, route: str | None) -> str:
-    w = duration(window_s)
+def _count(b: Backend, status: str, window_s: float, route: str | None) -> str:
     part = selector(b.requests, _request_matchers(b, route, status))
-    return f"(sum(increase({part}[{w}])) or vector(0)) / {requests_query(b, window_s, route)}"
+    return f"(sum(increase({part}[{duration(window_s)}])) or vector(0))"
+
+
+def _ratio(b: Backend, status: str, window_s: float, route: str | None) -> str:
+    return f"{_count(b, status, window_s, route)} / {requests_query(b, window_s, route)}"
+
+
+def errors_query(b: Backend, window_s: float, route: str | None = None) -> str:
+    """Requests counted in the window not answered with a 2xx status; 0, not no data, when none failed."""
+    return _count(b, _bad(b), window_s, route)
 
 
 def availability_query(b: Backend, window_s: float, route: str | None = None) -> str:
@@ -164,6 +182,13 @@ def latency_query(b: Backend, percentile: float, window_s: float, route: str | N
     ms = _route_matchers(b, route) if b.latency_has_route else []
     q = f"histogram_quantile({percentile / 100:.10g}, sum by (le) (increase({selector(b.latency_buckets, ms)}[{duration(window_s)}])))"
     return q if b.latency_to_ms == 1 else f"{q} * {b.latency_to_ms:g}"
+
+
+def replicas_query(b: Backend) -> str:
+    """Replicas per deployment (one series per application and deployment) as the backend counts them."""
+    if b.replicas is None:
+        raise SLOError(f"backend {b.name!r} exports no replica gauge; replicas can be read only on a server backend")
+    return f"sum by (application, deployment) ({selector(b.replicas, [b.replicas_matcher] if b.replicas_matcher else [])})"
 
 
 def promql_query(slo: PromQL, window_s: float) -> str:

@@ -1,10 +1,11 @@
 """The testbed's main job end to end: a chaos experiment (chaos/experiments/ci_smoke.yaml: a
 replica killed, then the head node killed and restarted, under 100 requests/s) run with
 `python -m chaos run` on a real embedded cluster, judged in its Prometheus, with the journal,
-the report and the summary checked. Asserts counts, never timings."""
+the report (Markdown and HTML) and the summary checked. Asserts counts, never timings."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -60,3 +61,19 @@ def test_ci_experiment_passes_with_zero_failed_requests(chaos_cluster, tmp_path)
     # The per-request records are all there.
     with open(run / "load" / "records.jsonl") as f:
         assert sum(1 for _ in f) == summary["sent"]
+    # report.html: self-contained, one plot per view (rate and errors, latency, replicas), every
+    # injected fault marked on each; the series behind it came from Prometheus and are journaled.
+    html = (run / "report.html").read_text()
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*https?://""", html, re.I), "report.html fetches from elsewhere"
+    assert not re.search(r"<script|<link|@import|url\(", html, re.I)
+    svgs = re.findall(r"<svg\b.*?</svg>", html, re.S)
+    assert len(svgs) == 3, re.findall(r'<p class="missing">.*?</p>', html)
+    for svg in svgs:
+        marked = re.findall(r'<g class="fault"><title>(f\d+) ', svg)
+        assert marked == [f["id"] for f in faults], marked
+    assert "Plot missing" not in html and "Part missing" not in html
+    assert all(e["error"] is None for e in journal["series"]["plots"].values()), journal["series"]["plots"]
+    # The alerts were evaluated over the run (whether any would have fired depends on the run).
+    assert journal["alerts"]["conditions"] and all(e["error"] is None for e in journal["alerts"]["conditions"].values())
+    assert "## Alerts that would have fired" in report and "<h2>Alerts that would have fired</h2>" in html
+    assert isinstance(summary["alerts"], list)

@@ -11,6 +11,7 @@ The timeline, in seconds k after T0 (a request "in second k" is counted by the s
   k in (130, 140]        partial: as normal but 10 of the 80 fast ones are 503
   k in (200, 205]        outage again
   k in (250, 255]        dead proxy: the client is refused 100 times a second, the servers count nothing
+Replicas of Work: 2 running, 1 running and 1 starting in (100, 110] (Ray Serve: replica r2 unhealthy).
 Ray Serve also counts its own health checks (route "/-/healthz", 1/s, 503 during the first outage):
 they must not change its figures.
 
@@ -26,19 +27,21 @@ import socket
 import subprocess
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
 
-from chaos.alerts import alert_rules_yaml
+from chaos.alert_timeline import alert_conditions, timeline
+from chaos.alerts import BurnWindow, alert_rules, alert_rules_yaml
 from chaos.crosscheck import FIELDS, client_figures, cross_check, read_records
 from chaos.prometheus import Prometheus, PrometheusQueryError, PrometheusUnavailable
 from chaos.slo import Verdict, burn_rate, evaluate
 from chaos.slo_queries import RAY_SERVE_BUCKETS_MS, SERVE_CORE_BUCKETS_S
 from chaos.slo_spec import SLO, Availability, Latency, PromQL, Recovery
+from chaos.timeseries import collect, plot_queries
 
 pytestmark = [
     pytest.mark.integration,
@@ -93,6 +96,9 @@ class Synthetic:
         self.add(family, "histogram", f"{name}_count", labels, k, n)
         self.add(family, "histogram", f"{name}_sum", labels, k, n * value)
 
+    def gauge(self, family: str, labels: dict[str, str], value: Callable[[int], float]) -> None:
+        self.series(family, "gauge", family, labels)[:] = [value(k) for k in range(SECONDS + 1)]
+
     def openmetrics(self) -> str:
         out = []
         for (family, kind), series in self.families.items():
@@ -119,6 +125,13 @@ def generate() -> Synthetic:
         s.add("loadgen_requests", "counter", "loadgen_requests_total", {"route": ROUTE, "status": status}, 0, 0)
     s.observe("serve_core_http_request_latency_seconds", "serve_core_http_request_latency_seconds", sc, SC_BOUNDS, 0, 0, 0)
     s.observe("loadgen_request_latency_seconds", "loadgen_request_latency_seconds", {"route": ROUTE}, SC_BOUNDS, 0, 0, 0)
+
+    restarting = lambda k: 100 < k <= 110  # noqa: E731
+    work = {"application": "app", "deployment": "Work"}
+    s.gauge("serve_core_deployment_replicas", {**work, "state": "RUNNING"}, lambda k: 1 if restarting(k) else 2)
+    s.gauge("serve_core_deployment_replicas", {**work, "state": "STARTING"}, lambda k: 1 if restarting(k) else 0)
+    s.gauge("ray_serve_deployment_replica_healthy", {**work, "replica": "r1"}, lambda k: 1)
+    s.gauge("ray_serve_deployment_replica_healthy", {**work, "replica": "r2"}, lambda k: 0 if restarting(k) else 1)
 
     for k in range(1, SECONDS + 1):
         health = "503" if 100 < k <= 130 else "200"
@@ -448,3 +461,62 @@ def test_fast_burn_alert_fires_at_the_expected_time(tmp_path: Path) -> None:
     tests["tests"] = [case(outage, [("137s", [alert("fast", "page", "1.4167%"), slow])])]
     (tmp_path / "tests.yml").write_text(yaml.safe_dump(tests, sort_keys=False))
     assert _promtool("test", "rules", "tests.yml", cwd=tmp_path).returncode != 0
+
+
+# --- the report's series and the alerts that would have fired ---------------------------------
+
+
+@pytest.mark.parametrize("backend", ["serve_core", "ray_serve"])
+def test_plot_series(prom: Prometheus, backend: str) -> None:
+    got = collect(prom, plot_queries(backend), T0 + 10, T0 + SECONDS, 1.0)
+    assert all(e["error"] is None for e in got.values()), got
+
+    def at(name: str, k: int) -> float | None:
+        (series,) = got[name]["series"]
+        return dict((round(t), v) for t, v in series["points"]).get(T0 + k)
+
+    assert at("requests", 50) == pytest.approx(100.0) and at("errors", 50) == 0.0
+    assert at("requests", 120) == pytest.approx(100.0) and at("errors", 120) == pytest.approx(100.0)
+    assert at("requests", 255) == 0.0  # the dead proxy: the servers count nothing
+    assert at("p50", 50) is not None and 1 < at("p50", 50) < 2 and at("p99", 50) > 100  # type: ignore[operator]
+    (work,) = got["replicas"]["series"]
+    assert work["labels"] == {"application": "app", "deployment": "Work"}
+    replicas = dict((round(t), v) for t, v in work["points"])
+    assert (replicas[T0 + 100], replicas[T0 + 105], replicas[T0 + 111]) == (2, 1, 2)  # running / healthy only
+
+
+def _firings(prom: Prometheus, backend: str, windows: tuple[BurnWindow, ...]) -> list[tuple[float, float | None, float]]:
+    """(fired at, resolved at, pending from) of the fast burn alert, seconds after T0, from T0 + 60 on."""
+    rules = alert_rules([Availability(objective=0.999)], backend, windows=windows, scale=0.1)
+    conditions = alert_conditions(rules)
+    start, end = T0 + 60, T0 + SECONDS
+    results = {}
+    for c in conditions:  # the recording rules are not loaded into this Prometheus: inlined, as after a run
+        results.update(collect(prom, {c.key: c.query}, start, end, c.step_s))
+    assert all(r["error"] is None for r in results.values()), results
+    tl = timeline(conditions, results, start, end)
+    assert tl.errors == {}
+    return [(f.fired_at - T0, None if f.resolved_at is None else f.resolved_at - T0, f.pending_at - T0)
+            for f in tl.firings if f.labels["window"] == "fast"]
+
+
+@pytest.mark.parametrize("backend", ["serve_core", "ray_serve"])
+def test_fast_burn_alert_fires_within_the_outage_and_not_before(prom: Prometheus, backend: str) -> None:
+    # Windows scaled by 0.1: fast burn over 30s and 6s at 14.4x the budget of 0.999, every 1.5 s.
+    # All 503 from second 101: both windows pass 1.44% at the first evaluation that counts second 101;
+    # the 6 s window is clean again once the partial outage (to 140) has left it.
+    (first, second) = _firings(prom, backend, (BurnWindow("fast", 300, 60, 14.4, "page"),))
+    fired, resolved, pending = first
+    assert 101 <= fired < 101 + 1.5 and pending == fired  # the first evaluation that sees second 101
+    assert resolved is not None and 140 < resolved <= 140 + 6 + 1.5
+    fired, resolved, _ = second  # the second outage, 201 to 205; the dead proxy (251 to 255) counts nothing
+    assert 201 <= fired < 201 + 1.5 and resolved is not None and 205 < resolved <= 205 + 6 + 1.5
+
+
+@pytest.mark.parametrize("backend", ["serve_core", "ray_serve"])
+def test_for_holds_the_alert_back_and_keeps_a_short_outage_quiet(prom: Prometheus, backend: str) -> None:
+    # for: 20 s (200 s scaled): the first outage holds for 40 s and fires 20 s in; the second holds about
+    # 10 s and never fires.
+    ((fired, resolved, pending),) = _firings(prom, backend, (BurnWindow("fast", 300, 60, 14.4, "page", for_s=200),))
+    assert 101 <= pending < 101 + 1.5 and 20 <= fired - pending < 20 + 1.5 and fired < 130
+    assert resolved is not None and 140 < resolved <= 147.5

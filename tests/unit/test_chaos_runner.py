@@ -8,9 +8,12 @@ import threading
 
 import pytest
 
+from chaos.alert_timeline import alert_conditions
 from chaos.experiment_loading import parse_experiment
-from chaos.journal import Event, load_journal
+from chaos.journal import Event, SeriesCollected, load_journal
 from chaos.load_driver import LoadProgress, normalize_progress
+from chaos.prometheus import PrometheusQueryError, PrometheusUnavailable, Series
+from chaos.report import write_report
 from chaos.runner import (
     ABORTED,
     FAILED,
@@ -163,6 +166,27 @@ class FakeProbe:
         return {"ok": True, "summary": "agrees", "records": os.path.basename(records_path or "")}
 
 
+class FakePrometheus:
+    """Range queries answered by ``answer(query, start, end, step) -> [Series]`` (no data by
+    default), or ``fail(query) -> exception to raise`` (None: answer)."""
+
+    def __init__(self):
+        self.url = None
+        self.answer = lambda q, start, end, step: []
+        self.fail = lambda q: None
+        self.calls = []  # (query, start, end, step)
+
+    def query(self, q, at=None):
+        raise AssertionError("the runner reads series with range queries only")
+
+    def query_range(self, q, start, end, step):
+        self.calls.append((q, start, end, step))
+        error = self.fail(q)
+        if error is not None:
+            raise error
+        return self.answer(q, start, end, step)
+
+
 def experiment(method=None, abort=(), rollbacks=(), require_before=True, judge=None):
     doc = {
         "name": "fake", "seed": 3,
@@ -192,6 +216,7 @@ class Harness:
         self.target = FakeTarget(self.clock, **target_kw)
         self.loads = []
         self.probe = FakeProbe(self.clock)
+        self.prom = FakePrometheus()
         self.events = []
         self.failures = failures
 
@@ -200,9 +225,13 @@ class Harness:
             self.loads.append(load)
             return load
 
+        def make_prometheus(url):
+            self.prom.url = url
+            return self.prom
+
         self.runner = Runner(self.exp, self.target, load_factory=make_load, probe_factory=lambda url, b: self.probe,
                              listeners=[self.events.append], clock=self.clock, spawn=spawn,
-                             options=RunOptions(out_root=str(tmp_path / "reports")))
+                             options=RunOptions(out_root=str(tmp_path / "reports")), prometheus_factory=make_prometheus)
 
     def run(self):
         self.result = self.runner.run()
@@ -241,7 +270,7 @@ def test_events_in_order(tmp_path):
     h.run()
     kinds = [k for k in h.kinds() if k not in ("progress", "note")]
     assert kinds[:4] == ["run_started", "schedule_planned", "load_started", "probe_result"]
-    assert kinds[-4:] == ["probe_result", "probe_result", "probe_result", "run_finished"]
+    assert kinds[-5:] == ["probe_result", "probe_result", "probe_result", "series_collected", "run_finished"]
     assert kinds.count("fault_started") == kinds.count("fault_finished") == 4
     assert any(k == "progress" for k in h.kinds())
 
@@ -523,3 +552,97 @@ def test_payloads_of_each_source(tmp_path):
     (tmp_path / "b.jsonl").write_text('{"a": 1}\n\n{"a": 2}\n')
     assert payloads_of(request(payload_file=str(tmp_path / "b.jsonl"))) == [{"a": 1}, {"a": 2}]
     assert len(payloads_of(request(payload_name="example:sklearn"))) >= 1
+
+
+# -- the report's series and the alerts' conditions --------------------------------------------
+
+
+def _grid(start, end, step, keep=lambda off: True, value=1.0):
+    """Points of a range answer on the query's own grid, where ``keep(offset from the start)``."""
+    n = int((end - start) / step + 1e-9)
+    return [(start + k * step, value) for k in range(n + 1) if keep(k * step)]
+
+
+def test_series_and_alert_conditions_are_read_after_the_slos_and_journaled(tmp_path):
+    h = Harness(tmp_path)
+
+    def answer(q, start, end, step):
+        if q.startswith("sum by (application, deployment) (serve_core_deployment_replicas"):
+            return [Series({"application": "default", "deployment": "Work"}, tuple(_grid(start, end, step, value=2.0)))]
+        if "> 0.0144" in q:  # the fast burn held from 30 s to 39 s
+            return [Series({"slo": "availability", "backend": "serve_core"},
+                           tuple(_grid(start, end, step, lambda off: 30 <= off <= 39 + 1e-6)))]
+        return [Series({}, tuple(_grid(start, end, step)))]
+
+    h.prom.answer = answer
+    result = h.run()
+    assert result.verdict == PASSED and h.journal["warnings"] == []
+    (event,) = [e for e in h.events if isinstance(e, SeriesCollected)]
+    t0 = h.t0
+    assert (event.start, event.end, event.step_s, event.window_s) == (t0, t0 + 90, 1.0, 5.0)
+    assert event.at >= h.probe.evaluated[-1][4]  # after the SLOs were judged
+    assert h.prom.url == "http://prom:9391"
+    assert list(event.series) == ["requests", "errors", "p50", "p90", "p99", "replicas"]
+    steps = {q: step for q, _, _, step in h.prom.calls}
+    assert all(steps[e["query"]] == 1.0 for e in event.series.values())
+    conditions = alert_conditions(event.alerts["rules"])
+    assert [c.alert for c in conditions] == ["SLOErrorBudgetBurn", "SLOErrorBudgetBurn", "SLOLatencyHigh"]
+    assert set(event.alerts["conditions"]) == {c.key for c in conditions}
+    assert all(steps[c.query] == 1.5 and "slo:" not in c.query for c in conditions)  # inlined, group interval
+    assert len(h.prom.calls) == 6 + 3
+    # In the journal, so the report can be drawn again from the run directory alone.
+    j = h.journal
+    assert j["series"]["plots"]["replicas"]["series"][0] == {
+        "labels": {"application": "default", "deployment": "Work"},
+        "points": [[round(t0 + k, 3), 2.0] for k in range(91)]}
+    assert j["alerts"]["scale"] == 0.1 and j["alerts"]["start"] == t0
+    write_report(j, result.run_dir)
+    with open(os.path.join(result.run_dir, "report.md")) as f:
+        md = f.read()
+    assert "| SLOErrorBudgetBurn | page | slo=availability, window=fast | 30 | 40.5 |" in md
+    with open(os.path.join(result.run_dir, "report.html")) as f:
+        html = f.read()
+    assert html.count("<svg") == 3 and "Plot missing" not in html
+
+
+def test_prometheus_down_after_the_run_is_a_warning_and_the_report_says_why(tmp_path):
+    h = Harness(tmp_path)
+    down = PrometheusUnavailable("not reachable (ConnectionError)", url="http://prom:9391", query="q", fix="start it")
+    h.prom.fail = lambda q: down
+    result = h.run()
+    assert result.verdict == PASSED  # the SLOs were judged before; the plots are extra
+    assert len(h.prom.calls) == 1  # the rest were not sent, each would wait for the same timeout
+    (warning,) = h.journal["warnings"]
+    assert warning.startswith("report series not read from Prometheus (requests, errors, p50, p90, p99, replicas, "
+                              "SLOErrorBudgetBurn, SLOLatencyHigh): PrometheusUnavailable: Prometheus at http://prom:9391")
+    plots = h.journal["series"]["plots"]
+    assert plots["requests"]["error"].startswith("PrometheusUnavailable")
+    assert plots["replicas"]["error"].startswith("not queried: PrometheusUnavailable")
+    write_report(h.journal, result.run_dir)
+    with open(os.path.join(result.run_dir, "report.html")) as f:
+        html = f.read()
+    assert "Plot missing: server replicas: PrometheusUnavailable: Prometheus at http://prom:9391" in html
+    assert html.count("server requests, errors: PrometheusUnavailable: Prometheus at http://prom:9391") == 1
+    assert "Not evaluated: SLOErrorBudgetBurn" in html
+
+
+def test_a_rejected_query_spoils_only_its_own_series(tmp_path):
+    h = Harness(tmp_path)
+    bad = PrometheusQueryError("rejected the query (bad_data)", url="http://prom:9391", query="q", fix="fix it")
+    h.prom.fail = lambda q: bad if "serve_core_deployment_replicas" in q else None
+    result = h.run()
+    assert result.verdict == PASSED and len(h.prom.calls) == 9
+    plots = h.journal["series"]["plots"]
+    assert [n for n, e in plots.items() if e["error"]] == ["replicas"]
+    assert h.journal["warnings"] == ["report series not read from Prometheus (replicas): PrometheusQueryError: "
+                                     "Prometheus at http://prom:9391: rejected the query (bad_data) for query 'q'. "
+                                     "Fix: fix it"]
+
+
+def test_a_broken_prometheus_client_does_not_fail_the_run(tmp_path):
+    h = Harness(tmp_path)
+    h.runner.prometheus_factory = lambda url: (_ for _ in ()).throw(ValueError(f"bad url {url}"))
+    result = h.run()
+    assert result.verdict == PASSED
+    assert h.journal["series"]["plots"]["p99"]["error"] == "ValueError: bad url http://prom:9391"
+    assert any("ValueError: bad url" in w for w in h.journal["warnings"])
