@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def overrides(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("file", help="experiment YAML (ready ones: chaos/experiments/)")
-        sp.add_argument("--target", help="where to run: embedded:CLUSTER (default: the file's target)")
+        sp.add_argument("--target", help="where to run: embedded:CLUSTER or compose:PROJECT (default: the file's target)")
         sp.add_argument("--backend", choices=["serve_core", "ray_serve"], help="what serves the app (default: the file's)")
         sp.add_argument("--seed", type=int, help="seed of the random choices (default: the file's)")
         sp.add_argument("--rate", type=float, help="requests/s of a constant load (default: the file's)")

@@ -67,11 +67,12 @@ class EmbeddedTarget(_Strict):
 
 
 class ComposeTarget(_Strict):
-    """A cluster run by docker compose (schema only; the runner does not drive it yet)."""
+    """A cluster run by docker compose (compose/docker-compose.yml; chaos.compose_target drives it)."""
 
     kind: Literal["compose"] = "compose"
     project: str = Field(..., description="Compose project name (docker compose -p).")
-    file: str = Field("compose/docker-compose.yaml", description="Compose file.")
+    file: str = Field("compose/docker-compose.yml", description="Compose file (informational: the target finds the "
+                                                                 "project's containers by their labels).")
     workers: int = Field(2, ge=1, description="Worker nodes the experiment expects (w1..wN).")
 
 

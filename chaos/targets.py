@@ -331,8 +331,9 @@ class EmbeddedCluster:
 def make_target(spec: EmbeddedTarget | ComposeTarget, backend: str = "serve_core") -> Target:
     if isinstance(spec, EmbeddedTarget):
         return EmbeddedCluster(spec.name, spec.state_root, backend=backend)
-    raise TargetError(f"cannot run on compose project {spec.project!r}", "compose targets are not driven yet",
-                      "run on the embedded cluster: --target embedded:NAME")
+    from chaos.compose_target import ComposeCluster  # it imports this module
+
+    return ComposeCluster(spec.project, backend=backend)
 
 
 # -- pure helpers -------------------------------------------------------------------------------

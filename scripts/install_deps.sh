@@ -28,6 +28,22 @@ if [ ${#cluster_missing[@]} -gt 0 ]; then
     fi
 fi
 
+# The docker compose testbed (compose/, tests/e2e/test_compose.py): a Docker engine, compose, and
+# debootstrap for the local base image (no image registry is reachable here). dockerd is started
+# by compose/dockerd.sh (and by the test), not here.
+docker_missing=()
+command -v dockerd >/dev/null 2>&1 || docker_missing+=(docker.io)
+{ docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; } || docker_missing+=(docker-compose)
+command -v debootstrap >/dev/null 2>&1 || docker_missing+=(debootstrap)
+if [ ${#docker_missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = "0" ]; then
+        echo "[deps] installing ${docker_missing[*]} (apt)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${docker_missing[@]}" >/dev/null
+    else
+        echo "[deps] missing ${docker_missing[*]}: run 'sudo apt-get install ${docker_missing[*]}' (needed by the compose testbed)" >&2
+    fi
+fi
+
 PY=${PYTHON:-python3}
 # torch 2.13.0 is the CPU build available locally; pin it first so nothing pulls a CUDA build.
 if ! $PY -c "import torch" >/dev/null 2>&1; then

@@ -141,10 +141,12 @@ def test_swap_serve_import():
         swap_serve_import("from serve_core import deployment\n", "ray_serve")
 
 
-def test_compose_targets_are_not_driven_yet():
-    with pytest.raises(TargetError) as info:
-        make_target(ComposeTarget(project="p"))
-    assert "embedded:NAME" in info.value.fix
+def test_compose_targets_are_driven_by_the_compose_cluster():
+    from chaos.compose_target import ComposeCluster
+
+    target = make_target(ComposeTarget(project="p"), backend="ray_serve")  # no Docker call yet
+    assert isinstance(target, ComposeCluster)
+    assert (target.project, target.backend, target.description) == ("p", "ray_serve", "compose:p")
 
 
 # -- the cluster through a fake command line ---------------------------------------------------

@@ -1,0 +1,503 @@
+"""The docker compose cluster (compose/docker-compose.yml) as a chaos target: ``--target compose:PROJECT``.
+
+``ComposeCluster`` implements the runner's ``Target`` (chaos.targets) with the Docker API (the
+``docker`` package; the socket at /var/run/docker.sock) on the containers of one compose
+project, found by compose's labels: the ``head`` service is node ``head``, the ``worker``
+service's container N is node ``wN``. What Ray and serve_core run is read by serve_core's
+probe (``python -m serve_core.local_cluster.probe``, the program behind `serve-core cluster
+status`) inside the head container, which prints Ray's nodes and serve_core's status with
+every replica's, proxy's and the controller's pid.
+
+| action | in compose |
+|---|---|
+| kill-replica, kill-proxy, kill-controller | ``kill -9 PID`` in the container of the node serve_core reports it on |
+| kill-gcs | the head container killed, started again ``down_for_s`` later (GCS, controller, head proxy) |
+| kill-node | the node's container killed (SIGKILL); restart-node starts it again and waits for Ray |
+| partition | the container paused (frozen: nothing in or out answers) for the duration |
+| netem | ``tc qdisc netem`` in the container (NET_ADMIN); without the netem qdisc loss uses iptables |
+| heal | unpaused, qdisc and iptables rules removed |
+| cpu-burn | busy loops exec'ed in the container |
+
+Addresses: run inside the project's network (the compose ``chaos`` service), proxies and
+Prometheus are reached at their container addresses; from the host, at the ports the
+compose file publishes on 127.0.0.1. The selection and parsing logic is pure
+(chaos.compose_containers) and tested without Docker (tests/unit/test_chaos_compose_target.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from chaos.compose_containers import (
+    HEAD_SERVICE,
+    HEAL_SCRIPT,
+    PROJECT_LABEL,
+    PROMETHEUS_SERVICE,
+    Container,
+    choose_replica,
+    container_from_attrs,
+    controller_pid,
+    endpoint,
+    iptables_loss_script,
+    netem_command,
+    node_containers,
+    node_names,
+    proxy_on,
+    replica_candidates,
+    running_inside,
+    status_doc,
+)
+from chaos.experiment import Application
+from chaos.schedule import PlannedFault, Snapshot
+from chaos.targets import (
+    FaultOutcome,
+    TargetError,
+    _json_object,
+    _tail,
+    deploy_command,
+    http_status,
+    proxy_urls_from_status,
+    snapshot_from_status,
+)
+
+PROXY_PORT, PROMETHEUS_PORT, GCS_PORT = 8000, 9090, 6379
+STARTED_MARKER = "Ray runtime started"
+PROBE_TIMEOUT_S = 60.0
+KILL_WAIT_S = 10.0
+START_TIMEOUT_S = 120.0
+BURN = "import time, sys\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end: pass"
+
+
+# -- the Docker seam ----------------------------------------------------------------------------
+
+
+@dataclass
+class ExecResult:
+    code: int | None  # None: timed out
+    stdout: str
+    stderr: str
+
+
+class Docker(Protocol):
+    """What the target asks of Docker (``DockerAPI``; tests use a fake)."""
+
+    def containers(self, project: str) -> list[Container]: ...
+
+    def exec(self, container: Container, argv: list[str], timeout_s: float) -> ExecResult: ...
+
+    def kill(self, container: Container) -> None: ...
+
+    def start(self, container: Container) -> None: ...
+
+    def pause(self, container: Container) -> None: ...
+
+    def unpause(self, container: Container) -> None: ...
+
+    def logs_since(self, container: Container, since: float) -> str: ...
+
+
+class DockerAPI:
+    """``Docker`` with the docker package (imported, and the socket opened, on first use)."""
+
+    def __init__(self) -> None:
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                try:
+                    import docker
+                except ImportError:
+                    raise TargetError("cannot drive docker compose", "the docker package is missing",
+                                      "pip install docker (the project image has it)") from None
+                try:
+                    self._client = docker.from_env(timeout=120)
+                    self._client.ping()
+                except Exception as e:
+                    self._client = None
+                    raise TargetError("cannot reach the Docker engine", f"{type(e).__name__}: {e}",
+                                      "start dockerd (bash compose/dockerd.sh start) or mount /var/run/docker.sock") from None
+            return self._client
+
+    def containers(self, project: str) -> list[Container]:
+        found = self.client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={project}"})
+        return [container_from_attrs(c.attrs, project) for c in found]
+
+    def exec(self, container: Container, argv: list[str], timeout_s: float) -> ExecResult:
+        wrapped = ["timeout", "-s", "KILL", f"{max(1, int(timeout_s))}", *argv]
+        try:
+            code, (out, err) = self.client.containers.get(container.id).exec_run(wrapped, demux=True, workdir="/app")
+        except Exception as e:
+            return ExecResult(125, "", f"docker exec failed: {type(e).__name__}: {e}")
+        text = (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
+        return ExecResult(None if code in (124, 137) else code, *text)
+
+    def kill(self, container: Container) -> None:
+        self.client.containers.get(container.id).kill()
+
+    def start(self, container: Container) -> None:
+        self.client.containers.get(container.id).start()
+
+    def pause(self, container: Container) -> None:
+        self.client.containers.get(container.id).pause()
+
+    def unpause(self, container: Container) -> None:
+        self.client.containers.get(container.id).unpause()
+
+    def logs_since(self, container: Container, since: float) -> str:
+        raw = self.client.containers.get(container.id).logs(since=int(since), stdout=True, stderr=True)
+        return bytes(raw).decode(errors="replace")
+
+
+# -- the target ---------------------------------------------------------------------------------
+
+
+class ComposeCluster:
+    """The containers of compose project ``project``, driven through the Docker API."""
+
+    def __init__(self, project: str, backend: str = "serve_core", docker: Docker | None = None,
+                 get: Callable[[str], int | None] = http_status, sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
+                 hostname: str | None = None, wait: Callable[[float], Any] | None = None) -> None:
+        self.project, self.backend = project, backend
+        self.docker: Docker = docker or DockerAPI()
+        self.get, self.sleep, self.monotonic, self.wall = get, sleep, monotonic, wall
+        self.hostname = socket.gethostname() if hostname is None else hostname
+        self.description = f"compose:{project}"
+        self._stop = threading.Event()  # set by interrupt(): held faults end now
+        self._wait = wait or self._stop.wait  # how a held fault waits (returns early on interrupt)
+        self._deployed: tuple[Application, str] | None = None
+
+    # -- reading --
+
+    def containers(self) -> list[Container]:
+        found = self.docker.containers(self.project)
+        if not any(c.service == HEAD_SERVICE for c in found):
+            raise TargetError(f"cannot find compose project {self.project!r}", "no `head` container has its label",
+                              f"bring it up: docker compose -p {self.project} -f compose/docker-compose.yml up -d "
+                              "--scale worker=2 (or pass --target compose:PROJECT of a running one)")
+        return found
+
+    def nodes(self, containers: list[Container] | None = None) -> dict[str, Container]:
+        return node_containers(containers if containers is not None else self.containers())
+
+    def _inside(self, containers: list[Container]) -> bool:
+        return running_inside(containers, self.hostname)
+
+    def probe(self, nodes: dict[str, Container]) -> tuple[dict[str, Any] | None, str]:
+        """serve_core's probe in the head container: (its view, "") or (None, why not)."""
+        head = nodes.get("head")
+        if head is None or not head.running:
+            return None, f"the head container is {head.status if head else 'missing'}"
+        r = self.docker.exec(head, ["python", "-m", "serve_core.local_cluster.probe", "--address",
+                                    f"{head.address}:{GCS_PORT}"], PROBE_TIMEOUT_S)
+        doc = _json_object(r.stdout)
+        if r.code is None:
+            return None, f"the probe did not answer within {PROBE_TIMEOUT_S:.0f}s"
+        if doc is None or "error" in doc:
+            return None, str((doc or {}).get("error") or _tail(r.stderr or r.stdout) or f"probe exit {r.code}")
+        return doc, ""
+
+    def status(self) -> dict[str, Any]:
+        nodes = self.nodes()
+        view, error = self.probe(nodes)
+        return status_doc(nodes, view, error)
+
+    def check(self) -> Snapshot:
+        doc = self.status()
+        if doc.get("ray_error"):
+            raise TargetError(f"compose project {self.project!r} is up but Ray does not answer", str(doc["ray_error"]),
+                              f"check the head: docker compose -p {self.project} logs head")
+        snap = snapshot_from_status(doc, self.backend)
+        dead = [n.name for n in snap.nodes if not n.alive]
+        if dead:
+            raise TargetError(f"compose project {self.project!r} is not whole", f"node(s) {', '.join(dead)} are down",
+                              f"start them (docker compose -p {self.project} up -d --scale worker=N) before the experiment")
+        return snap
+
+    def snapshot(self) -> Snapshot:
+        return snapshot_from_status(self.status(), self.backend)
+
+    # -- deploying and addresses --
+
+    def deploy(self, app: Application, backend: str) -> dict[str, Any]:
+        head = self.nodes().get("head")
+        assert head is not None
+        argv = deploy_command(app, backend, python="python")
+        t = self.monotonic()
+        r = self.docker.exec(head, argv, app.ready_timeout_s)
+        if r.code != 0:
+            cause = "timed out" if r.code is None else _tail(r.stderr or r.stdout) or f"exit {r.code}"
+            raise TargetError(f"deploying {app.import_path_for(backend) or app.config} with {backend} failed", cause,
+                              f"run it by hand: docker exec {head.name} {' '.join(argv)}")
+        self._deployed, self.backend = (app, backend), backend
+        return {"argv": ["docker", "exec", head.name, *argv], "output": _tail(r.stdout, 2000),
+                "took_s": self.monotonic() - t}
+
+    def wait_ready(self, urls: list[str], route: str, timeout_s: float) -> None:
+        deadline = self.monotonic() + timeout_s
+        waiting, last = list(urls), dict[str, int | None]()
+        while waiting:
+            for url in list(waiting):
+                code = last[url] = self.get(url.rstrip("/") + route)
+                if code is not None and code < 500 and code != 404:
+                    waiting.remove(url)
+            if not waiting:
+                return
+            if self.monotonic() >= deadline:
+                seen = ", ".join(f"{u} -> {last.get(u) or 'no answer'}" for u in waiting)
+                raise TargetError(f"the application does not answer at {route}", f"after {timeout_s:.0f}s: {seen}",
+                                  f"check the replicas: docker compose -p {self.project} logs head worker")
+            self.sleep(1.0)
+
+    def proxy_urls(self, backend: str, which: list[str]) -> list[str]:
+        containers = self.containers()
+        nodes, inside = self.nodes(containers), self._inside(containers)
+        view, error = self.probe(nodes)
+        doc = status_doc(nodes, view, error)
+        urls = []
+        for url in proxy_urls_from_status(doc, backend, which):
+            host, _, _ = url.removeprefix("http://").rpartition(":")
+            c = next((c for c in nodes.values() if c.address == host), None)
+            where = endpoint(c, PROXY_PORT, inside) if c is not None else None
+            if where:
+                urls.append(f"http://{where}")
+        if not urls:
+            raise TargetError(f"no proxy for {backend} on {', '.join(which)}",
+                              error or "serve_core reports none there (or none is published)",
+                              "deploy the application first, or choose other load.proxies")
+        return urls
+
+    def prometheus_url(self) -> str:
+        if os.environ.get("SERVE_CORE_COMPOSE_PROMETHEUS_URL"):
+            return os.environ["SERVE_CORE_COMPOSE_PROMETHEUS_URL"]
+        containers = self.containers()
+        prom = next((c for c in containers if c.service == PROMETHEUS_SERVICE and c.running), None)
+        where = endpoint(prom, PROMETHEUS_PORT, self._inside(containers)) if prom else None
+        if not where:
+            raise TargetError(f"compose project {self.project!r} has no reachable Prometheus",
+                              "its prometheus container is not running (or not published)",
+                              f"docker compose -p {self.project} up -d prometheus")
+        return f"http://{where}"
+
+    def add_scrape_targets(self, endpoints: list[str]) -> None:
+        """Have Prometheus scrape the load generator, when it runs where Prometheus reaches it."""
+        directory = os.environ.get("SERVE_CORE_COMPOSE_TARGETS_DIR")
+        reachable = [e for e in endpoints if not e.startswith(("127.", "localhost"))]
+        if directory and os.path.isdir(directory) and reachable:
+            path = os.path.join(directory, "loadgen.json")
+            with open(f"{path}.tmp", "w") as f:
+                json.dump([{"targets": reachable, "labels": {"component": "loadgen"}}], f)
+            os.replace(f"{path}.tmp", path)
+
+    # -- faults --
+
+    def inject(self, fault: PlannedFault) -> FaultOutcome:
+        handlers: dict[str, Callable[[PlannedFault], tuple[dict[str, Any], dict[str, Any]]]] = {
+            "kill-replica": self._kill_replica, "kill-proxy": self._kill_proxy,
+            "kill-controller": self._kill_controller, "kill-gcs": self._kill_gcs, "kill-node": self._kill_node,
+            "restart-node": self._restart_node, "partition": self._partition, "netem": self._netem,
+            "heal": self._heal, "cpu-burn": self._cpu_burn,
+        }
+        if fault.action == "redeploy":
+            return self._redeploy()
+        handler = handlers.get(fault.action)
+        if handler is None:
+            return FaultOutcome(False, error=f"{fault.action} is not supported on compose")
+        started = self.wall()
+        try:
+            target, detail = handler(fault)
+        except TargetError as e:
+            return FaultOutcome(False, error=str(e), argv=[fault.action])
+        except Exception as e:  # the Docker API's errors
+            return FaultOutcome(False, error=f"{fault.action}: {type(e).__name__}: {e}", argv=[fault.action])
+        ended = self.wall()
+        doc = {"fault": fault.action, "target": target, "started": started, "ended": ended, "detail": detail}
+        return FaultOutcome(True, doc, started, ended, argv=[fault.action])
+
+    def interrupt(self) -> None:
+        self._stop.set()
+
+    def _view(self) -> tuple[dict[str, Container], dict[str, Any], dict[str, str]]:
+        nodes = self.nodes()
+        view, error = self.probe(nodes)
+        if view is None:
+            raise TargetError("cannot see serve_core's processes", error, "check the head container")
+        return nodes, view, node_names(view, nodes)
+
+    def _node(self, name: str | None, nodes: dict[str, Container] | None = None) -> Container:
+        nodes = nodes if nodes is not None else self.nodes()
+        if not name or name not in nodes:
+            raise TargetError(f"no node {name!r} in compose project {self.project!r}", f"it has {', '.join(nodes)}",
+                              "use head or wN with N up to --scale worker=N")
+        return nodes[name]
+
+    def _kill_pid(self, c: Container, pid: int, what: str) -> None:
+        r = self.docker.exec(c, ["kill", "-9", str(pid)], 20)
+        if r.code != 0:
+            raise TargetError(f"cannot kill the {what}", _tail(r.stderr or r.stdout) or f"exit {r.code}",
+                              "the process may have died already; check the container")
+        deadline = self.monotonic() + KILL_WAIT_S
+        while self.monotonic() < deadline and self.docker.exec(c, ["kill", "-0", str(pid)], 10).code == 0:
+            self.sleep(0.1)
+
+    def _kill_replica(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        nodes, view, names = self._view()
+        candidates = replica_candidates(view, names, self.backend, fault.app, fault.deployment, fault.node)
+        if not candidates:
+            raise TargetError("no running replica to kill", f"none matches {fault.target or 'anything'}",
+                              "check the deployment's replicas (python -m serve_core.local_cluster.probe in the head)")
+        chosen = choose_replica(candidates, fault.seed)
+        self._kill_pid(self._node(chosen["node"], nodes), chosen["pid"], f"replica {chosen['replica_id']}")
+        return chosen, {"container": nodes[chosen["node"]].name}
+
+    def _kill_proxy(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        nodes, view, names = self._view()
+        node = fault.node or ""
+        proxy = proxy_on(view, names, node, self.backend)
+        if proxy is None:
+            raise TargetError(f"no proxy runs on node {node}", "serve_core reports none there",
+                              "deploy an application first (proxies start with it)")
+        self._kill_pid(self._node(node, nodes), proxy["pid"], f"proxy on {node}")
+        return {"node": node}, proxy
+
+    def _kill_controller(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        nodes, view, _ = self._view()
+        pid = controller_pid(view, self.backend)
+        if not pid:
+            raise TargetError("no controller to kill", view.get("serve_error") or "Ray reports none",
+                              "deploy an application first")
+        self._kill_pid(self._node("head", nodes), pid, "controller")
+        return {"node": "head"}, {"pid": pid}
+
+    def _kill_gcs(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        down_for = float(fault.args.get("down_for_s", 5.0))
+        head = self._node("head")
+        killed = self.monotonic()
+        self._kill_container(head)
+        self._hold(down_for - (self.monotonic() - killed))
+        self._start_container(self._node("head"))
+        return {"node": "head"}, {"container": head.name, "relaunched": "head-container",
+                                  "down_s": round(self.monotonic() - killed, 3)}
+
+    def _kill_node(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        c = self._node(fault.node)
+        self._kill_container(c)
+        return {"node": fault.node}, {"container": c.name}
+
+    def _restart_node(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        c = self._node(fault.node)
+        if c.status == "paused":
+            self.docker.unpause(c)
+        if c.status in ("running", "paused", "restarting"):
+            self._kill_container(c)
+        took = self._start_container(self._node(fault.node))
+        return {"node": fault.node}, {"container": c.name, "started_in_s": round(took, 3)}
+
+    def _kill_container(self, c: Container) -> None:
+        if c.status == "paused":
+            self.docker.unpause(c)
+        try:
+            self.docker.kill(c)
+        except Exception as e:  # not running: fine
+            if "is not running" not in str(e):
+                raise
+        deadline = self.monotonic() + KILL_WAIT_S
+        while self.monotonic() < deadline:
+            now = self._refresh(c)
+            if now is None or not now.running:
+                return
+            self.sleep(0.1)
+
+    def _start_container(self, c: Container) -> float:
+        """Start the container and wait until its `ray start` says Ray runs; the seconds it took."""
+        since, t = self.wall() - 1.0, self.monotonic()
+        self.docker.start(c)
+        while self.monotonic() - t < START_TIMEOUT_S:
+            if STARTED_MARKER in self.docker.logs_since(c, since):
+                return self.monotonic() - t
+            now = self._refresh(c)
+            if now is not None and now.status in ("exited", "dead") and self.monotonic() - t > 5.0:
+                break
+            self.sleep(0.5)
+        raise TargetError(f"node {c.node} did not start", f"no '{STARTED_MARKER}' in its log after "
+                          f"{self.monotonic() - t:.0f}s", f"docker logs {c.name}")
+
+    def _refresh(self, c: Container) -> Container | None:
+        return next((x for x in self.docker.containers(self.project) if x.id == c.id), None)
+
+    def _hold(self, seconds: float) -> None:
+        if seconds > 0 and not self._stop.is_set():
+            self._wait(seconds)
+
+    def _partition(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        c = self._node(fault.node)
+        self.docker.pause(c)
+        if fault.duration_s:
+            try:
+                self._hold(fault.duration_s)
+            finally:
+                self.docker.unpause(c)
+        return {"node": fault.node}, {"container": c.name, "how": "docker pause", "healed": bool(fault.duration_s)}
+
+    def _netem(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        c = self._node(fault.node)
+        delay, jitter, loss = (float(fault.args.get(k) or 0.0) for k in ("delay_ms", "jitter_ms", "loss_pct"))
+        self.docker.exec(c, ["sh", "-c", HEAL_SCRIPT], 30)
+        r = self.docker.exec(c, netem_command(delay, jitter, loss), 30)
+        how = "tc netem"
+        if r.code != 0:
+            if delay or jitter:
+                raise TargetError(f"cannot delay node {fault.node}'s packets", f"`tc qdisc ... netem` failed: "
+                                  f"{_tail(r.stderr or r.stdout)} (this kernel has no netem qdisc?)",
+                                  "inject loss only (loss_pct) or run on a kernel with sch_netem")
+            r = self.docker.exec(c, ["sh", "-c", iptables_loss_script(loss)], 30)
+            if r.code != 0:
+                raise TargetError(f"cannot drop node {fault.node}'s packets", _tail(r.stderr or r.stdout),
+                                  "the node containers need cap_add: [NET_ADMIN] and iptables")
+            how = "iptables statistic"
+        if fault.duration_s:
+            try:
+                self._hold(fault.duration_s)
+            finally:
+                self.docker.exec(c, ["sh", "-c", HEAL_SCRIPT], 30)
+        return {"node": fault.node}, {"container": c.name, "how": how, "delay_ms": delay, "loss_pct": loss}
+
+    def _heal(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        c = self._node(fault.node)
+        if c.status == "paused":
+            self.docker.unpause(c)
+        if c.status in ("running", "paused"):
+            self.docker.exec(c, ["sh", "-c", HEAL_SCRIPT], 30)
+        return {"node": fault.node}, {"container": c.name}
+
+    def _cpu_burn(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        c = self._node(fault.node)
+        cores, for_s = int(fault.args.get("cores") or 1), float(fault.duration_s or 0.0)
+        threads = [threading.Thread(target=self.docker.exec, args=(c, ["python", "-c", BURN, str(for_s)], for_s + 30))
+                   for _ in range(cores)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return {"node": fault.node}, {"container": c.name, "cores": cores, "for_s": for_s}
+
+    def _redeploy(self) -> FaultOutcome:
+        if self._deployed is None:
+            return FaultOutcome(False, error="nothing was deployed in this run")
+        try:
+            out = self.deploy(*self._deployed)
+        except TargetError as e:
+            return FaultOutcome(False, error=str(e))
+        now = self.wall()
+        return FaultOutcome(True, {"fault": "redeploy", "target": {}, "started": now, "ended": now, "detail": out},
+                            now, now, argv=out["argv"])
