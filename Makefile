@@ -6,7 +6,7 @@ export RAY_DEDUP_LOGS := 0
 STAMP := .deps.stamp
 PYTEST := $(PYTHON) -m pytest
 
-.PHONY: deps demo test test-unit test-integration test-e2e bench bench-smoke bench-autoscale lint typecheck clean
+.PHONY: deps demo test test-unit test-integration test-e2e bench bench-smoke bench-autoscale bench-simulator dashboards lint typecheck clean
 
 $(STAMP): pyproject.toml scripts/install_deps.sh
 	bash scripts/install_deps.sh
@@ -40,11 +40,17 @@ bench-smoke: deps
 bench-autoscale: deps
 	$(PYTHON) -m bench.autoscale_bench
 
+bench-simulator: deps
+	$(PYTHON) -m bench.simulator_check
+
+dashboards: deps
+	$(PYTHON) -m dashboards.build
+
 lint: deps
-	$(PYTHON) -m ruff check serve_core loadgen chaos tests bench examples scripts
+	$(PYTHON) -m ruff check serve_core loadgen chaos dashboards tests bench examples scripts
 
 typecheck: deps
-	$(PYTHON) -m mypy serve_core loadgen chaos
+	$(PYTHON) -m mypy serve_core loadgen chaos dashboards
 
 clean:
 	rm -f $(STAMP)
