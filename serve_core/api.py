@@ -296,6 +296,11 @@ def shutdown() -> None:
         _get(controller.graceful_shutdown.remote(), timeout=60)
     finally:
         cluster.kill(controller)
+        # ray.kill returns before the actor is gone; until then its name still finds it, and
+        # a serve.start right after would reuse the dying controller with its old options.
+        deadline = time.monotonic() + 15
+        while cluster.get_controller() is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 @dataclass
