@@ -47,10 +47,10 @@ dashboards: deps
 	$(PYTHON) -m dashboards.build
 
 lint: deps
-	$(PYTHON) -m ruff check serve_core loadgen chaos dashboards tests bench examples scripts
+	$(PYTHON) -m ruff check serve_core loadgen chaos tune dashboards tests bench examples scripts
 
 typecheck: deps
-	$(PYTHON) -m mypy serve_core loadgen chaos dashboards
+	$(PYTHON) -m mypy serve_core loadgen chaos tune dashboards
 
 clean:
 	rm -f $(STAMP)

@@ -89,6 +89,8 @@ class Application(_Strict):
         True, description="With one import_path for both backends, rewrite the module's `import serve_core as "
                           "serve` / `from ray import serve` line to the backend being run.")
     config: str | None = Field(None, description="A serve config YAML to deploy instead of an import path.")
+    fresh: bool = Field(False, description="With config: delete the config's applications before deploying, so "
+                                           "the run starts from their initial replicas (chaos.deploy_config).")
     name: str = Field("default", description="Application name.")
     route: str = Field("/", description="Route prefix the application serves and the load calls.")
     method: HTTPMethod = Field("GET", description="HTTP method of the load's requests.")

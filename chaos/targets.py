@@ -368,9 +368,13 @@ def fault_args(fault: PlannedFault, backend: str = "serve_core") -> list[str]:
 def deploy_command(app: Application, backend: str, python: str = sys.executable) -> list[str]:
     """The driver command that deploys ``app`` with ``backend`` (run through `cluster exec`). Pure."""
     if app.config is not None:
+        if app.fresh:
+            return [python, "-m", "chaos.deploy_config", "--backend", backend, app.config]
         if backend == "serve_core":
             return [python, "-m", "serve_core.cli", "deploy", app.config]
-        return ["serve", "deploy", app.config]
+        # `serve run --non-blocking`, not `serve deploy`: that needs the dashboard's REST API,
+        # which the embedded cluster does not run.
+        return ["serve", "run", "--non-blocking", app.config]
     path = app.import_path_for(backend)
     assert path is not None
     argv = [python, "-m", "chaos.targets", "deploy", "--backend", backend, "--name", app.name,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from serve_core.config import AutoscalingConfig
 
+# The fast path's defaults; a deployment sets its own with autoscaling_config.panic_threshold / panic_window_s.
 PANIC_THRESHOLD = 2.0  # latest demand / (running * target) that triggers the fast path
 PANIC_WINDOW_S = 30.0  # no scale-down this long after a panic
 
@@ -65,9 +66,9 @@ def decide(cfg: AutoscalingConfig, current: int, state: AutoscalerState, now: fl
             return Decision(max(1, min(hi, math.ceil(latest / cfg.target_ongoing_requests))), "from_zero")
         return Decision(max(lo, 0), "steady")
 
-    if latest > 0 and latest >= PANIC_THRESHOLD * current * cfg.target_ongoing_requests:
+    if latest > 0 and latest >= cfg.panic_threshold * current * cfg.target_ongoing_requests:
         panic = min(hi, max(current, math.ceil(latest / cfg.target_ongoing_requests)))
-        state.panic_until = now + PANIC_WINDOW_S
+        state.panic_until = now + cfg.panic_window_s
         if panic > current:
             state.up_since = state.down_since = None
             return Decision(panic, "panic")

@@ -38,6 +38,13 @@ class AutoscalingConfig(_Strict):
     downscaling_factor: float | None = Field(None, gt=0, description="Multiplier on scale-down steps.")
     look_back_period_s: float = Field(30.0, gt=0, description="Window demand is averaged over.")
     metrics_interval_s: float = Field(10.0, gt=0, description="How often callers report demand.")
+    # serve_core's fast path (Knative's panic mode); not Ray Serve fields: leave them out for Ray Serve.
+    panic_threshold: float = Field(
+        2.0, gt=1, allow_inf_nan=False,
+        description="Latest demand / (running replicas * target_ongoing_requests) at which the fast path scales "
+                    "up at once.")
+    panic_window_s: float = Field(30.0, ge=0, allow_inf_nan=False,
+                                  description="No scale-down this long after the fast path fired.")
 
     @model_validator(mode="after")
     def _bounds(self) -> AutoscalingConfig:

@@ -70,3 +70,29 @@ def test_bounds_are_respected():
     assert current == 3
     current, _ = run(c, s, current, 0, 100, 60)
     assert current == 2
+
+
+def test_fast_path_settings_default_to_the_constants():
+    from serve_core.autoscaler import PANIC_THRESHOLD, PANIC_WINDOW_S
+
+    c = AutoscalingConfig()
+    assert (c.panic_threshold, c.panic_window_s) == (PANIC_THRESHOLD, PANIC_WINDOW_S)
+
+
+def test_fast_path_threshold_and_window_come_from_the_config():
+    c, s = cfg(upscale_delay_s=60, panic_threshold=5), AutoscalerState(created_at=0)
+    current, _ = run(c, s, 1, 9, 0, 0.5)  # 4.5x is under a threshold of 5: no fast path
+    assert current == 1
+    c, s = cfg(panic_window_s=2), AutoscalerState(created_at=-100)
+    current, _ = run(c, s, 1, 20, 0, 0.5)  # panic up to 5
+    assert current == 5
+    current, _ = run(c, s, current, 2, 1, 12.5)  # the 2 s window is over: down after downscale_delay_s
+    assert current == 1
+
+
+def test_fast_path_threshold_must_be_above_one():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="panic_threshold"):
+        AutoscalingConfig(panic_threshold=1)

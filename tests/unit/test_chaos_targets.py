@@ -100,7 +100,10 @@ def test_deploy_command_per_backend():
     per_backend = Application(import_paths={"ray_serve": "a.b:app", "serve_core": "c.d:app"})
     assert deploy_command(per_backend, "ray_serve", python="py")[-1] == "a.b:app"
     assert "--swap-import" not in deploy_command(per_backend, "ray_serve", python="py")
-    assert deploy_command(Application(config="serve.yaml"), "ray_serve") == ["serve", "deploy", "serve.yaml"]
+    assert deploy_command(Application(config="serve.yaml"), "ray_serve") == ["serve", "run", "--non-blocking", "serve.yaml"]
+    fresh = Application(config="serve.yaml", fresh=True)  # the app deleted first, the other backend stopped
+    assert deploy_command(fresh, "ray_serve", python="py") == [
+        "py", "-m", "chaos.deploy_config", "--backend", "ray_serve", "serve.yaml"]
 
 
 def test_snapshot_from_status():

@@ -75,6 +75,12 @@ def test_panic_scales_at_once():
     assert first.reason == "panic" and 10 <= first.t_s <= 10.7
 
 
+def test_fast_path_settings_pass_through_to_the_policy():
+    # the same jump with panic_threshold above the jump: no fast path, scale-up waits its delay
+    res = sim.simulate(sim.arrivals_from_rates([(10, 5), (20, 50)]), settings(ac=dict(panic_threshold=20)))
+    assert "panic" not in {d.reason for d in decisions(res)}
+
+
 def test_scale_to_zero_and_a_request_at_zero_waits_the_start_time():
     s = settings(service=1.0, ac=dict(min_replicas=0, initial_replicas=1, downscale_delay_s=2,
                                       downscale_to_zero_delay_s=5), duration_s=45)

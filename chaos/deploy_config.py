@@ -1,0 +1,67 @@
+"""``python -m chaos.deploy_config --backend B FILE``: deploy a serve config afresh (run on the
+cluster through ``cluster exec``, for an experiment whose application has ``config`` and
+``fresh: true``). The other backend is shut down (both listen on port 8000) and the config's
+applications are deleted first, so the run starts from the deployment's initial replicas and
+not from the size an earlier run's autoscaler left. serve_core deploys with its own config
+loader; Ray Serve with ``serve run --non-blocking`` (``serve deploy`` needs the dashboard)."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import yaml
+
+from chaos.targets import _shut_down_the_other
+
+
+def _app_names(path: str) -> list[str]:
+    with open(path) as f:
+        doc = yaml.safe_load(f) or {}
+    return [str(a.get("name", "default")) for a in doc.get("applications") or []]
+
+
+def deploy_serve_core(path: str) -> None:
+    import serve_core
+    from serve_core import api
+    from serve_core.cli import deploy_app_config, load_config
+
+    cfg = load_config(path)
+    api.start(http_options=cfg.http_options)
+    present = set(serve_core.status().applications)
+    for name in _app_names(path):
+        if name in present:
+            serve_core.delete(name)
+            print(f"deleted {name!r} (fresh deploy)", flush=True)
+    for i, app_cfg in enumerate(cfg.applications):
+        deploy_app_config(app_cfg, i)
+        print(f"deployed application {app_cfg.name!r} at {app_cfg.route_prefix}", flush=True)
+
+
+def deploy_ray_serve(path: str) -> None:
+    from ray import serve
+
+    try:
+        present = set(serve.status().applications)
+    except Exception:  # Ray Serve not started yet: nothing to delete
+        present = set()
+    for name in _app_names(path):
+        if name in present:
+            serve.delete(name)
+            print(f"deleted {name!r} (fresh deploy)", flush=True)
+    subprocess.run(["serve", "run", "--non-blocking", path], check=True)  # no dashboard needed
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m chaos.deploy_config", description=__doc__)
+    p.add_argument("--backend", choices=["serve_core", "ray_serve"], required=True)
+    p.add_argument("config")
+    ns = p.parse_args(argv)
+    _shut_down_the_other(ns.backend)
+    (deploy_serve_core if ns.backend == "serve_core" else deploy_ray_serve)(ns.config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
