@@ -63,7 +63,9 @@ class Controller:
         self._changed = asyncio.Event()
         self._dirty = False
         self._written = asyncio.Event()
+        self._write_lock = asyncio.Lock()  # a shutdown deletes the checkpoint only between writes
         self._stopping = False
+        self._shut_down = False
         self._restored = asyncio.Event()  # callers get no snapshot before re-adoption ends
         self.demand: dict[str, tuple[float, dict[str, int]]] = {}  # caller -> (when, demand per deployment)
         self.autoscalers: dict[DeploymentID, autoscaler.AutoscalerState] = {}
@@ -93,16 +95,20 @@ class Controller:
             if not self._dirty:
                 await asyncio.sleep(0.02)
                 continue
-            self._dirty = False
-            data = pickle.dumps(self._checkpoint_doc())
-            try:
-                await loop.run_in_executor(None, cluster.kv_put, CHECKPOINT_KEY, data)
-                if not self._dirty:
-                    self._written.set()
-            except Exception as e:  # GCS down: keep serving, write again shortly
-                self._dirty = True
-                log.warning("checkpoint write failed, will retry: %s", e)
-                await asyncio.sleep(0.5)
+            async with self._write_lock:
+                if self._shut_down:  # a write now would bring back what shutdown deleted
+                    return
+                self._dirty = False
+                data = pickle.dumps(self._checkpoint_doc())
+                try:
+                    await loop.run_in_executor(None, cluster.kv_put, CHECKPOINT_KEY, data)
+                    if not self._dirty:
+                        self._written.set()
+                    continue
+                except Exception as e:  # GCS down: keep serving, write again shortly
+                    self._dirty = True
+                    log.warning("checkpoint write failed, will retry: %s", e)
+            await asyncio.sleep(0.5)
 
     def _checkpoint_doc(self) -> dict[str, Any]:
         return {
@@ -196,8 +202,10 @@ class Controller:
                 del self.apps[name]
                 changed = True
         await self.proxies.reconcile()
-        if self._spares_task is None or self._spares_task.done():
-            self._spares_task = asyncio.get_event_loop().create_task(self.spares.refresh(self.proxies.node_info, time.monotonic()))
+        now = time.monotonic()
+        idle = self._spares_task is None or self._spares_task.done()
+        if idle and self.spares.due(self.proxies.node_info, now):  # not a task every pass
+            self._spares_task = asyncio.get_event_loop().create_task(self.spares.refresh(self.proxies.node_info, now))
         if changed:
             self._checkpoint()
 
@@ -567,10 +575,14 @@ class Controller:
             names = [n for n in names if await loop.run_in_executor(None, cluster.get_actor, n) is not None]
             if names:
                 await asyncio.sleep(0.1)
-        try:
-            cluster.kv_del(CHECKPOINT_KEY)
-        except Exception as e:
-            log.warning("could not delete checkpoint: %s", e)
+        # A checkpoint left behind would make the next controller restore these options
+        # (an earlier run's port) instead of its own.
+        async with self._write_lock:
+            self._shut_down = True
+            try:
+                cluster.kv_del(CHECKPOINT_KEY)
+            except Exception as e:
+                log.warning("could not delete checkpoint: %s", e)
 
     async def pid(self) -> int:
         import os

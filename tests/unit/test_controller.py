@@ -175,3 +175,32 @@ def test_a_spare_worker_is_kept_on_the_node_and_asked_for_again_once_an_actor_to
         c._stopping = True
 
     asyncio.run(main())
+
+
+def test_shutdown_leaves_no_checkpoint_even_with_a_write_in_flight(fake):
+    """A checkpoint written after shutdown deleted it made the next controller restore the
+    previous run's port (seen in CI as `serve-core run` ignoring --port)."""
+    slow_put = fake.kv_put
+
+    def put(key, value):
+        import time
+
+        time.sleep(0.2)  # still writing while shutdown runs
+        slow_put(key, value)
+
+    fake.kv_put = put
+
+    async def main():
+        c = controller_mod.Controller({"location": "EveryNode", "port": 8350})
+        await c.deploy_app("app", "/", "Model", [record("Model", 1)])
+        await until(lambda: fake.started)
+        c._checkpoint()
+        await asyncio.sleep(0.05)  # the writer has taken it and is inside kv_put
+        await c.graceful_shutdown(timeout_s=2)
+        c._checkpoint()
+        await asyncio.sleep(0.3)
+        assert CHECKPOINT_KEY not in fake.kv
+        c2 = controller_mod.Controller({"location": "EveryNode", "port": 9000})
+        assert c2.http_options["port"] == 9000
+
+    asyncio.run(main())
