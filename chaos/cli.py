@@ -176,7 +176,7 @@ def describe(exp: Experiment, planned: list[PlannedFault], snapshot: Snapshot) -
     lines = [
         f"experiment {exp.name}" + (f": {exp.description.strip().splitlines()[0]}" if exp.description.strip() else ""),
         f"  target     {where} (head + {target.workers} workers), backend {exp.backend}, seed {exp.seed}",
-        f"  app        {app.import_path_for(exp.backend) or app.config}{swap}, {app.method} {app.route}",
+        f"  app        {app.deploys(exp.backend)}{swap}, {app.method} {app.route}",
         f"  load       {_profile_text(load.profile)}, {load.workers} worker(s), timeout {load.timeout_s:g}s, "
         f"proxies: {', '.join(load.proxies)}",
         f"  windows    before {b0:g}-{b1:g}s | during {d0:g}-{d1:g}s | after {a0:g}-{a1:g}s "

@@ -237,7 +237,7 @@ class ComposeCluster:
         r = self.docker.exec(head, argv, app.ready_timeout_s)
         if r.code != 0:
             cause = "timed out" if r.code is None else _tail(r.stderr or r.stdout) or f"exit {r.code}"
-            raise TargetError(f"deploying {app.import_path_for(backend) or app.config} with {backend} failed", cause,
+            raise TargetError(f"deploying {app.deploys(backend)} with {backend} failed", cause,
                               f"run it by hand: docker exec {head.name} {' '.join(argv)}")
         self._deployed, self.backend = (app, backend), backend
         return {"argv": ["docker", "exec", head.name, *argv], "output": _tail(r.stdout, 2000),

@@ -89,6 +89,9 @@ class Application(_Strict):
         True, description="With one import_path for both backends, rewrite the module's `import serve_core as "
                           "serve` / `from ray import serve` line to the backend being run.")
     config: str | None = Field(None, description="A serve config YAML to deploy instead of an import path.")
+    configs: dict[Backend, str] = Field(
+        default_factory=dict, description="Per-backend serve configs, taking precedence over config (a config "
+                                          "with serve_core-only fields, such as idempotent, cannot go to Ray Serve).")
     fresh: bool = Field(False, description="With config: delete the config's applications before deploying, so "
                                            "the run starts from their initial replicas (chaos.deploy_config).")
     name: str = Field("default", description="Application name.")
@@ -124,13 +127,21 @@ class Application(_Strict):
 
     @model_validator(mode="after")
     def _something_to_deploy(self) -> Application:
-        if self.import_path is None and not self.import_paths and self.config is None:
+        if self.import_path is None and not self.import_paths and self.config is None and not self.configs:
             raise ValueError("give import_path (module:attribute, e.g. tests.e2e.fault_app:app), "
-                             "import_paths per backend, or config")
+                             "import_paths per backend, config, or configs per backend")
         given = [k for k in ("payload", "payload_name", "payload_file") if getattr(self, k) is not None]
         if len(given) > 1:
             raise ValueError(f"give one of payload, payload_name or payload_file, not {' and '.join(given)}")
         return self
+
+    def config_for(self, backend: str) -> str | None:
+        paths: dict[str, str] = {str(k): v for k, v in self.configs.items()}
+        return paths.get(backend, self.config)
+
+    def deploys(self, backend: str) -> str | None:
+        """What ``backend`` deploys (a config or an import path), for messages."""
+        return self.config_for(backend) or self.import_path_for(backend)
 
     def import_path_for(self, backend: str) -> str | None:
         paths: dict[str, str] = {str(k): v for k, v in self.import_paths.items()}

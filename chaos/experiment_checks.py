@@ -38,9 +38,10 @@ def check_experiment(exp: Experiment) -> list[Problem]:
                            f"the load must last the whole run ({windows}s): set it to {run_s:g} or shorten the windows"))
 
     app = exp.application
-    if app.config is None and app.import_path_for(exp.backend) is None:
+    if app.deploys(exp.backend) is None:
         out.append(Problem(f"application.import_paths.{exp.backend}", None,
-                           f"no import path for backend {exp.backend}: add one, or set application.import_path"))
+                           f"nothing to deploy with backend {exp.backend}: add an import path or a config for it "
+                           "(application.import_paths / configs), or set application.import_path"))
 
     nodes = exp.node_names()
     for i, n in enumerate(exp.load.proxies):

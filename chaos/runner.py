@@ -209,7 +209,7 @@ class Runner:
     def _prepare(self, st: _State) -> None:
         exp, app, target = self.exp, self.exp.application, self.target
         if self.options.deploy:
-            self._note(f"deploying {app.import_path_for(exp.backend) or app.config} with {exp.backend}")
+            self._note(f"deploying {app.deploys(exp.backend)} with {exp.backend}")
             out = target.deploy(app, exp.backend)
             self._note("deployed", out)
         proxies = target.proxy_urls(exp.backend, list(exp.load.proxies))

@@ -250,7 +250,7 @@ class EmbeddedCluster:
         r = self.runner.run(argv, app.ready_timeout_s)
         if r.returncode != 0:
             cause = "timed out" if r.timed_out else _tail(r.stderr or r.stdout) or f"exit {r.returncode}"
-            raise TargetError(f"deploying {app.import_path_for(backend) or app.config} with {backend} failed", cause,
+            raise TargetError(f"deploying {app.deploys(backend)} with {backend} failed", cause,
                               "run the same command by hand to see why: " + " ".join(argv))
         self._deployed, self.backend = (app, backend), backend
         return {"argv": argv, "output": _tail(r.stdout, 2000), "took_s": r.took_s}
@@ -367,14 +367,15 @@ def fault_args(fault: PlannedFault, backend: str = "serve_core") -> list[str]:
 
 def deploy_command(app: Application, backend: str, python: str = sys.executable) -> list[str]:
     """The driver command that deploys ``app`` with ``backend`` (run through `cluster exec`). Pure."""
-    if app.config is not None:
+    config = app.config_for(backend)
+    if config is not None:
         if app.fresh:
-            return [python, "-m", "chaos.deploy_config", "--backend", backend, app.config]
+            return [python, "-m", "chaos.deploy_config", "--backend", backend, config]
         if backend == "serve_core":
-            return [python, "-m", "serve_core.cli", "deploy", app.config]
+            return [python, "-m", "serve_core.cli", "deploy", config]
         # `serve run --non-blocking`, not `serve deploy`: that needs the dashboard's REST API,
         # which the embedded cluster does not run.
-        return ["serve", "run", "--non-blocking", app.config]
+        return ["serve", "run", "--non-blocking", config]
     path = app.import_path_for(backend)
     assert path is not None
     argv = [python, "-m", "chaos.targets", "deploy", "--backend", backend, "--name", app.name,
@@ -494,6 +495,7 @@ def import_for_backend(import_path: str, backend: str, swap: bool) -> Any:
         else:  # a module of its own, pickled by value: replicas cannot import it
             module = types.ModuleType(f"chaos_swapped_{backend}_{module_name.replace('.', '_')}")
             module.__file__ = spec.origin
+            module.__package__ = module_name.rpartition(".")[0]  # its relative imports still resolve
             sys.modules[module.__name__] = module
             exec(compile(swapped, spec.origin, "exec"), module.__dict__)
             _pickle_by_value(module)

@@ -106,7 +106,11 @@ def test_bad_backend_override_lists_the_backends():
 def test_backend_without_import_path():
     doc = base(application={"import_paths": {"serve_core": "tests.e2e.fault_app:app"}})
     e = error_of(doc, backend="ray_serve")
-    assert e.path == "application.import_paths.ray_serve" and "add one" in e.fix
+    assert e.path == "application.import_paths.ray_serve" and "add an import path or a config" in e.fix
+    # A config per backend is enough.
+    doc = base(application={"configs": {"serve_core": "a.yaml", "ray_serve": "b.yaml"}})
+    for backend in ("serve_core", "ray_serve"):
+        assert parse_experiment(doc, backend=backend).application.deploys(backend).endswith(".yaml")
 
 
 # -- field errors: path, value, fix -----------------------------------------------------------

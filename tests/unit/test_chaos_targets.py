@@ -104,6 +104,11 @@ def test_deploy_command_per_backend():
     fresh = Application(config="serve.yaml", fresh=True)  # the app deleted first, the other backend stopped
     assert deploy_command(fresh, "ray_serve", python="py") == [
         "py", "-m", "chaos.deploy_config", "--backend", "ray_serve", "serve.yaml"]
+    # A config with serve_core-only fields (idempotent) and its Ray Serve twin.
+    twin = Application(config="serve.yaml", configs={"ray_serve": "serve_rs.yaml"})
+    assert deploy_command(twin, "ray_serve") == ["serve", "run", "--non-blocking", "serve_rs.yaml"]
+    assert deploy_command(twin, "serve_core", python="py") == ["py", "-m", "serve_core.cli", "deploy", "serve.yaml"]
+    assert twin.deploys("ray_serve") == "serve_rs.yaml"
 
 
 def test_snapshot_from_status():
