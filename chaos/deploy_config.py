@@ -1,9 +1,11 @@
-"""``python -m chaos.deploy_config --backend B FILE``: deploy a serve config afresh (run on the
-cluster through ``cluster exec``, for an experiment whose application has ``config`` and
-``fresh: true``). The other backend is shut down (both listen on port 8000) and the config's
-applications are deleted first, so the run starts from the deployment's initial replicas and
-not from the size an earlier run's autoscaler left. serve_core deploys with its own config
-loader; Ray Serve with ``serve run --non-blocking`` (``serve deploy`` needs the dashboard)."""
+"""``python -m chaos.deploy_config --backend B [--fresh] FILE``: deploy a serve config (run on
+the cluster through ``cluster exec``, for an experiment whose application has ``config``). The
+other backend is shut down first (both listen on port 8000). With ``--fresh`` (the
+application's ``fresh: true``) the config's applications are deleted before the deploy, so the
+run starts from the deployments' initial replicas and not from the size an earlier run's
+autoscaler left. serve_core deploys with its own config loader; Ray Serve with ``serve run
+--non-blocking`` (``serve deploy`` needs the dashboard's REST API, which the embedded cluster
+does not run)."""
 
 from __future__ import annotations
 
@@ -22,14 +24,14 @@ def _app_names(path: str) -> list[str]:
     return [str(a.get("name", "default")) for a in doc.get("applications") or []]
 
 
-def deploy_serve_core(path: str) -> None:
+def deploy_serve_core(path: str, fresh: bool) -> None:
     import serve_core
     from serve_core import api
     from serve_core.cli import deploy_app_config, load_config
 
     cfg = load_config(path)
     api.start(http_options=cfg.http_options)
-    present = set(serve_core.status().applications)
+    present = set(serve_core.status().applications) if fresh else set()
     for name in _app_names(path):
         if name in present:
             serve_core.delete(name)
@@ -39,13 +41,15 @@ def deploy_serve_core(path: str) -> None:
         print(f"deployed application {app_cfg.name!r} at {app_cfg.route_prefix}", flush=True)
 
 
-def deploy_ray_serve(path: str) -> None:
+def deploy_ray_serve(path: str, fresh: bool) -> None:
     from ray import serve
 
-    try:
-        present = set(serve.status().applications)
-    except Exception:  # Ray Serve not started yet: nothing to delete
-        present = set()
+    present: set[str] = set()
+    if fresh:
+        try:
+            present = set(serve.status().applications)
+        except Exception:  # Ray Serve not started yet: nothing to delete
+            pass
     for name in _app_names(path):
         if name in present:
             serve.delete(name)
@@ -56,10 +60,11 @@ def deploy_ray_serve(path: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m chaos.deploy_config", description=__doc__)
     p.add_argument("--backend", choices=["serve_core", "ray_serve"], required=True)
+    p.add_argument("--fresh", action="store_true", help="delete the config's applications first")
     p.add_argument("config")
     ns = p.parse_args(argv)
     _shut_down_the_other(ns.backend)
-    (deploy_serve_core if ns.backend == "serve_core" else deploy_ray_serve)(ns.config)
+    (deploy_serve_core if ns.backend == "serve_core" else deploy_ray_serve)(ns.config, ns.fresh)
     return 0
 
 

@@ -368,14 +368,8 @@ def fault_args(fault: PlannedFault, backend: str = "serve_core") -> list[str]:
 def deploy_command(app: Application, backend: str, python: str = sys.executable) -> list[str]:
     """The driver command that deploys ``app`` with ``backend`` (run through `cluster exec`). Pure."""
     config = app.config_for(backend)
-    if config is not None:
-        if app.fresh:
-            return [python, "-m", "chaos.deploy_config", "--backend", backend, config]
-        if backend == "serve_core":
-            return [python, "-m", "serve_core.cli", "deploy", config]
-        # `serve run --non-blocking`, not `serve deploy`: that needs the dashboard's REST API,
-        # which the embedded cluster does not run.
-        return ["serve", "run", "--non-blocking", config]
+    if config is not None:  # the driver also stops the other backend (both listen on port 8000)
+        return [python, "-m", "chaos.deploy_config", "--backend", backend] + (["--fresh"] if app.fresh else []) + [config]
     path = app.import_path_for(backend)
     assert path is not None
     argv = [python, "-m", "chaos.targets", "deploy", "--backend", backend, "--name", app.name,

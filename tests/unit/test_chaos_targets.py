@@ -100,14 +100,16 @@ def test_deploy_command_per_backend():
     per_backend = Application(import_paths={"ray_serve": "a.b:app", "serve_core": "c.d:app"})
     assert deploy_command(per_backend, "ray_serve", python="py")[-1] == "a.b:app"
     assert "--swap-import" not in deploy_command(per_backend, "ray_serve", python="py")
-    assert deploy_command(Application(config="serve.yaml"), "ray_serve") == ["serve", "run", "--non-blocking", "serve.yaml"]
-    fresh = Application(config="serve.yaml", fresh=True)  # the app deleted first, the other backend stopped
-    assert deploy_command(fresh, "ray_serve", python="py") == [
+    # Configs go through a driver that stops the other backend first (both listen on port 8000).
+    assert deploy_command(Application(config="serve.yaml"), "ray_serve", python="py") == [
         "py", "-m", "chaos.deploy_config", "--backend", "ray_serve", "serve.yaml"]
+    fresh = Application(config="serve.yaml", fresh=True)  # and deletes the app first
+    assert deploy_command(fresh, "ray_serve", python="py") == [
+        "py", "-m", "chaos.deploy_config", "--backend", "ray_serve", "--fresh", "serve.yaml"]
     # A config with serve_core-only fields (idempotent) and its Ray Serve twin.
     twin = Application(config="serve.yaml", configs={"ray_serve": "serve_rs.yaml"})
-    assert deploy_command(twin, "ray_serve") == ["serve", "run", "--non-blocking", "serve_rs.yaml"]
-    assert deploy_command(twin, "serve_core", python="py") == ["py", "-m", "serve_core.cli", "deploy", "serve.yaml"]
+    assert deploy_command(twin, "ray_serve", python="py")[-1] == "serve_rs.yaml"
+    assert deploy_command(twin, "serve_core", python="py")[-1] == "serve.yaml"
     assert twin.deploys("ray_serve") == "serve_rs.yaml"
 
 
