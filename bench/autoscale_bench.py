@@ -32,6 +32,7 @@ import http.client
 import importlib
 import json
 import math
+import os
 import statistics
 import sys
 import threading
@@ -61,6 +62,7 @@ COLD_APP, COLD_DEPLOYMENT = "autoscale_cold", "ColdNoOp"
 STEP_APP, STEP_DEPLOYMENT = "autoscale_step", "StepSleep"
 MAX_REPLICAS = 4
 REPLICA_CPUS = 0.1
+PRELOAD_MODULES = "serve_core.replica,ray.serve._private.replica"
 MAX_ONGOING = 5  # Ray Serve's default, stated explicitly so both backends get the same
 # The same autoscaling_config for both backends. Every field exists in Ray Serve 2.60's
 # AutoscalingConfig (ray/serve/config.py) and in serve_core's. In Ray Serve 2.60,
@@ -483,7 +485,8 @@ def render_md(doc: dict) -> str:
         f"- machine: {m['cores']} cores ({m['usable_cores']} usable), {m['platform']}, Python {m['python']}; "
         f"before start: CPU {m['baseline_cpu']}, other Ray clusters: {m['other_ray_clusters']}",
         f"- Ray {doc['ray_version']}, serve_core {doc['serve_core_version']}; `ray.init(address=\"local\", "
-        f"num_cpus={RAY_NUM_CPUS})` once, backends run one after another on {doc['options']['http']}",
+        f"num_cpus={RAY_NUM_CPUS})` once, backends run one after another on {doc['options']['http']}; "
+        f"`RAY_preload_python_modules={doc['options'].get('preload', '')}` (both backends' replica modules)",
         f"- deployments (identical for both): `max_ongoing_requests={MAX_ONGOING}`, "
         f"`ray_actor_options={{\"num_cpus\": {REPLICA_CPUS}}}`",
         f"- cold start: no-op `{COLD_DEPLOYMENT}`, `autoscaling_config`: {cfg(COLD_AUTOSCALING)}. "
@@ -611,7 +614,7 @@ def main(argv=None) -> int:
     if machine["other_ray_clusters"] or (machine["baseline_cpu"] or {}).get("busy_pct", 0) > 20:
         log(f"WARNING: machine not idle before start (CPU {machine['baseline_cpu']}, "
             f"{machine['other_ray_clusters']} other Ray cluster(s)): figures will be skewed")
-    options = {"http": f"{HOST}:{hb.PORT}", "ray_num_cpus": RAY_NUM_CPUS, "reps": args.reps,
+    options = {"http": f"{HOST}:{hb.PORT}", "ray_num_cpus": RAY_NUM_CPUS, "preload": PRELOAD_MODULES, "reps": args.reps,
                "settle_s": args.settle, "rate_rps": args.rate, "work_s": args.work_s,
                "step_duration_s": args.step_duration, "step_timeout_s": args.step_timeout,
                "max_ongoing_requests": MAX_ONGOING, "replica_num_cpus": REPLICA_CPUS,
@@ -622,6 +625,9 @@ def main(argv=None) -> int:
     log(f"ray.init(address='local', num_cpus={RAY_NUM_CPUS}); backends: {', '.join(backends)}; "
         f"{args.reps} cold start(s), {args.step_duration:g} s step at {args.rate:g} req/s")
     started = time.monotonic()
+    # Both backends' replica modules preloaded in every worker Ray starts (ahead of need, as
+    # the embedded cluster does for serve_core): a cold start pays for the replica, not imports.
+    os.environ.setdefault("RAY_preload_python_modules", PRELOAD_MODULES)
     ray.init(address="local", num_cpus=RAY_NUM_CPUS, include_dashboard=False, log_to_driver=False)
     try:
         for name in backends:

@@ -65,6 +65,7 @@ from chaos.targets import (
     http_status,
     proxy_urls_from_status,
     snapshot_from_status,
+    wait_answering,
 )
 
 PROXY_PORT, PROMETHEUS_PORT, GCS_PORT = 8000, 9090, 6379
@@ -244,20 +245,7 @@ class ComposeCluster:
                 "took_s": self.monotonic() - t}
 
     def wait_ready(self, urls: list[str], route: str, timeout_s: float) -> None:
-        deadline = self.monotonic() + timeout_s
-        waiting, last = list(urls), dict[str, int | None]()
-        while waiting:
-            for url in list(waiting):
-                code = last[url] = self.get(url.rstrip("/") + route)
-                if code is not None and code < 500 and code != 404:
-                    waiting.remove(url)
-            if not waiting:
-                return
-            if self.monotonic() >= deadline:
-                seen = ", ".join(f"{u} -> {last.get(u) or 'no answer'}" for u in waiting)
-                raise TargetError(f"the application does not answer at {route}", f"after {timeout_s:.0f}s: {seen}",
-                                  f"check the replicas: docker compose -p {self.project} logs head worker")
-            self.sleep(1.0)
+        wait_answering(self, urls, route, timeout_s, f"check the replicas: docker compose -p {self.project} logs head worker")
 
     def proxy_urls(self, backend: str, which: list[str]) -> list[str]:
         containers = self.containers()

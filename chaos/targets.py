@@ -256,22 +256,8 @@ class EmbeddedCluster:
         return {"argv": argv, "output": _tail(r.stdout, 2000), "took_s": r.took_s}
 
     def wait_ready(self, urls: list[str], route: str, timeout_s: float) -> None:
-        """Until the route answers (not 404, not 5xx) on every proxy in ``urls``."""
-        deadline = self.monotonic() + timeout_s
-        waiting = list(urls)
-        last: dict[str, int | None] = {}
-        while waiting:
-            for url in list(waiting):
-                code = last[url] = self.get(url.rstrip("/") + route)
-                if code is not None and code < 500 and code != 404:
-                    waiting.remove(url)
-            if not waiting:
-                return
-            if self.monotonic() >= deadline:
-                seen = ", ".join(f"{u} -> {last.get(u) or 'no answer'}" for u in waiting)
-                raise TargetError(f"the application does not answer at {route}", f"after {timeout_s:.0f}s: {seen}",
-                                  f"check `serve-core cluster status --name {self.name}` for its replicas and proxies")
-            self.sleep(1.0)
+        wait_answering(self, urls, route, timeout_s,
+                       f"check `serve-core cluster status --name {self.name}` for its replicas and proxies")
 
     def proxy_urls(self, backend: str, which: list[str]) -> list[str]:
         doc = self.status()
@@ -363,6 +349,25 @@ def fault_args(fault: PlannedFault, backend: str = "serve_core") -> list[str]:
     if fault.action in HOLD_ACTIONS and fault.duration_s:
         out += ["--for", _fmt(fault.duration_s)]
     return out
+
+
+def wait_answering(target: Any, urls: list[str], route: str, timeout_s: float, fix: str) -> None:
+    """Until the route answers (not 404, not 5xx) on every proxy in ``urls``, through the
+    target's ``get``, ``monotonic`` and ``sleep``; TargetError with ``fix`` past the timeout."""
+    deadline = target.monotonic() + timeout_s
+    waiting = list(urls)
+    last: dict[str, int | None] = {}
+    while waiting:
+        for url in list(waiting):
+            code = last[url] = target.get(url.rstrip("/") + route)
+            if code is not None and code < 500 and code != 404:
+                waiting.remove(url)
+        if not waiting:
+            return
+        if target.monotonic() >= deadline:
+            seen = ", ".join(f"{u} -> {last.get(u) or 'no answer'}" for u in waiting)
+            raise TargetError(f"the application does not answer at {route}", f"after {timeout_s:.0f}s: {seen}", fix)
+        target.sleep(1.0)
 
 
 def deploy_command(app: Application, backend: str, python: str = sys.executable) -> list[str]:

@@ -1,6 +1,7 @@
 """A real Ray head started with `ray start --block` in a subprocess, driven by the
 `serve-core` command line as a user would."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -38,6 +39,27 @@ def serve_core(*args, timeout=180, check=False):
     if check and p.returncode != 0:
         raise AssertionError(f"serve-core {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
     return p
+
+
+CLUSTER_ROOT = "/tmp/serve_core_cluster"  # serve-core cluster's state directories
+ROOT_MODE = os.geteuid() == 0 and subprocess.run(["ip", "netns", "list"], capture_output=True).returncode == 0
+needs_netns = pytest.mark.skipif(not ROOT_MODE, reason="needs root and network namespaces (one node per address)")
+
+
+@contextlib.contextmanager
+def embedded_cluster(name: str):
+    """`serve-core cluster up --name NAME --workers 2` (after taking down one an interrupted
+    run left), and down again afterwards."""
+    state_path = os.path.join(CLUSTER_ROOT, name, "state.json")
+    if os.path.exists(state_path):
+        serve_core("cluster", "down", "--name", name, timeout=180)
+    p = serve_core("cluster", "up", "--name", name, "--workers", "2", timeout=240)
+    try:
+        assert p.returncode == 0, f"cluster up failed:\n{p.stdout}\n{p.stderr}"
+        yield name
+    finally:
+        if os.path.exists(state_path):
+            serve_core("cluster", "down", "--name", name, timeout=180)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ scale-up. Grafana itself has no package here, so this is how the dashboards are 
 Asserts presence, never timings."""
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,15 +16,13 @@ import requests
 
 from chaos.targets import proxy_urls_from_status
 from dashboards import check, definitions
-from tests.e2e.conftest import REPO, cli_env, free_port, serve_core
+from tests.e2e.conftest import REPO, cli_env, embedded_cluster, free_port, needs_netns, serve_core
 
 NAME = "dash"
-ROOT = "/tmp/serve_core_cluster"
 RATE, DURATION_S = 50, 45
 KILL_AT_S = 10  # into the load
 CHECK_FROM_S = 25  # a full $__rate_interval (30 s) of load by then, most of it after the kill
-ROOT_MODE = (os.geteuid() == 0 and subprocess.run(["ip", "netns", "list"], capture_output=True).returncode == 0)
-pytestmark = pytest.mark.skipif(not ROOT_MODE, reason="needs root and network namespaces (one node per address)")
+pytestmark = needs_netns
 
 
 def cluster(command, *args, timeout=240, check_rc=True):
@@ -35,16 +32,8 @@ def cluster(command, *args, timeout=240, check_rc=True):
 
 @pytest.fixture(scope="module")
 def dash_cluster():
-    state_path = os.path.join(ROOT, NAME, "state.json")
-    if os.path.exists(state_path):  # left over from an interrupted run
-        cluster("down", timeout=180, check_rc=False)
-    p = cluster("up", "--workers", "2", check_rc=False)
-    try:
-        assert p.returncode == 0, f"cluster up failed:\n{p.stdout}\n{p.stderr}"
-        yield NAME
-    finally:
-        if os.path.exists(state_path):
-            cluster("down", timeout=180, check_rc=False)
+    with embedded_cluster(NAME) as name:
+        yield name
 
 
 def status():

@@ -10,26 +10,16 @@ import sys
 
 import pytest
 
-from tests.e2e.conftest import REPO, cli_env, serve_core
+from tests.e2e.conftest import REPO, cli_env, embedded_cluster, needs_netns
 
 NAME = "tuneci"
-ROOT = "/tmp/serve_core_cluster"
-ROOT_MODE = (os.geteuid() == 0 and subprocess.run(["ip", "netns", "list"], capture_output=True).returncode == 0)
-pytestmark = pytest.mark.skipif(not ROOT_MODE, reason="needs root and network namespaces (one node per address)")
+pytestmark = needs_netns
 
 
 @pytest.fixture
 def tune_cluster():
-    state_path = os.path.join(ROOT, NAME, "state.json")
-    if os.path.exists(state_path):
-        serve_core("cluster", "down", "--name", NAME, timeout=180)
-    p = serve_core("cluster", "up", "--name", NAME, "--workers", "2", timeout=240)
-    try:
-        assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
-        yield NAME
-    finally:
-        if os.path.exists(state_path):
-            serve_core("cluster", "down", "--name", NAME, timeout=180)
+    with embedded_cluster(NAME) as name:
+        yield name
 
 
 def test_small_sweep_recommends_a_confirmed_setting(tune_cluster, tmp_path):
