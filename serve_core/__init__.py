@@ -21,13 +21,13 @@ _EXPORTS = {
     "AutoscalingConfig": "serve_core.config", "HTTPOptions": "serve_core.config",
     "get_multiplexed_model_id": "serve_core.context", "get_replica_context": "serve_core.context",
     "DeploymentHandle": "serve_core.handle", "DeploymentResponse": "serve_core.handle",
-    "DeploymentResponseGenerator": "serve_core.handle",
+    "DeploymentResponseGenerator": "serve_core.handle", "multiplexed": "serve_core.multiplex",
 }
 __all__ = [
     "Application", "AutoscalingConfig", "Deployment", "DeploymentHandle", "DeploymentResponse",
     "DeploymentResponseGenerator", "HTTPOptions", "batch", "delete", "deployment", "get_app_handle",
-    "get_deployment_handle", "get_multiplexed_model_id", "get_replica_context", "ingress", "run",
-    "shutdown", "start", "status",
+    "get_deployment_handle", "get_multiplexed_model_id", "get_replica_context", "ingress", "multiplexed",
+    "run", "shutdown", "start", "status",
 ]
 assert sorted(__all__) == sorted(_EXPORTS)
 __version__ = "0.1.0"
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from serve_core.config import AutoscalingConfig, HTTPOptions
     from serve_core.context import get_multiplexed_model_id, get_replica_context
     from serve_core.handle import DeploymentHandle, DeploymentResponse, DeploymentResponseGenerator
+    from serve_core.multiplex import multiplexed
 
 
 def __getattr__(name: str) -> Any:

@@ -231,6 +231,13 @@ class Controller:
         target.target_replicas = decision.desired
         return True
 
+    async def record_models(self, key: str, replica_id: str, model_ids: list[str]) -> None:
+        """A replica's multiplexed models changed: callers prefer it for those ids."""
+        rec = self.replicas.get(DeploymentID.from_key(key), {}).get(replica_id)
+        if rec is not None and rec.model_ids != tuple(model_ids):
+            rec.model_ids = tuple(model_ids)
+            self._publish()
+
     async def report_demand(self, caller_id: str, demand: dict[str, int]) -> None:
         """Callers' running plus queued requests per deployment (about 2 messages/s each)."""
         self.demand[caller_id] = (time.monotonic(), demand)
@@ -335,6 +342,7 @@ class Controller:
         rec.version = rec.version or info.get("version", "")
         rec.config_version = rec.config_version or info.get("config_version", "")
         rec.pid, rec.node_id, rec.metrics_port = info["pid"], info.get("node_id", ""), info["metrics_port"]
+        rec.model_ids = tuple(info.get("model_ids", ()))
         rec.state = ReplicaState.RUNNING
         self.start_failures.pop(dep, None)
         target = self.targets.get(dep)
@@ -487,14 +495,15 @@ class Controller:
             if target is None:
                 continue
             opts = target.opts
-            running = [r.addr for r in self.replicas.get(dep, {}).values() if r.state == ReplicaState.RUNNING and r.addr]
+            recs = [r for r in self.replicas.get(dep, {}).values() if r.state == ReplicaState.RUNNING and r.addr]
             dead = self.dead.get(dep, {})
             for rid, at in list(dead.items()):
                 if time.monotonic() - at > DEAD_KEPT_S:
                     del dead[rid]
             deployments[dep.key()] = {
-                "replicas": running, "dead": sorted(dead), "max_ongoing": opts.max_ongoing_requests,
+                "replicas": [r.addr for r in recs], "dead": sorted(dead), "max_ongoing": opts.max_ongoing_requests,
                 "max_queued": opts.max_queued_requests, "idempotent": opts.idempotent,
+                "models": {r.replica_id: list(r.model_ids) for r in recs if r.model_ids},
             }
         routes = {
             a.route_prefix: (a.name, DeploymentID(a.name, a.ingress).key())

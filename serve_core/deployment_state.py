@@ -59,6 +59,7 @@ class ReplicaRecord:
     node_id: str = ""
     metrics_port: int = 0
     started_at: float = 0.0
+    model_ids: tuple[str, ...] = ()  # multiplexed models it holds, as it last reported
     tasks: list[Any] = field(default_factory=list)
 
     def to_checkpoint(self) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import cloudpickle
 
-from serve_core import asgi, context, metrics, wire
+from serve_core import asgi, context, metrics, multiplex, wire
 from serve_core.errors import ServeCoreError, UserCodeError
 from serve_core.ids import DeploymentID
 from serve_core.loop_thread import LoopThread, undo_worker_niceness
@@ -98,11 +98,24 @@ class ReplicaServer:
         context.set_replica_context(
             context.ReplicaContext(self.dep.app, self.dep.name, self.replica_id, self.instance or self.target)
         )
+        multiplex.set_reporter(self._report_models)
         if self.spec.get("user_config") is not None:
             await self.reconfigure(self.spec["user_config"])
         self._server = await self.loop.create_server(lambda: _Conn(self).proto, host=host, port=0, backlog=1024)
         port = self._server.sockets[0].getsockname()[1]
         return {"host": host, "port": port, "pid": os.getpid(), "metrics_port": metrics.serve_metrics(host)}
+
+    def _report_models(self, model_ids: list[str]) -> None:
+        """Tell the controller which multiplexed models this replica holds (callers route
+        those ids here). Fire and forget: a lost report only costs a model load elsewhere."""
+        from serve_core import cluster
+
+        def send() -> None:
+            controller = cluster.get_controller()
+            if controller is not None:
+                controller.record_models.remote(self.dep.key(), self.replica_id, model_ids)
+
+        self.loop.run_in_executor(None, send)
 
     async def _construct(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         # Slow constructors (model loading) run off the loop; async ones on it.
@@ -301,7 +314,7 @@ class ReplicaActor:
     def info(self) -> dict[str, Any]:
         """What initialize returned, or only the versions while it has not finished (for re-adoption)."""
         if self._info is not None:
-            return {**self._info, "ready": True}
+            return {**self._info, "ready": True, "model_ids": multiplex.loaded_model_ids()}
         return {"ready": False, "version": self._spec.get("version", ""), "config_version": self._spec.get("config_version", "")}
 
     def wait_until_dead(self) -> None:

@@ -16,7 +16,7 @@ import itertools
 import random
 import socket
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +32,7 @@ RECONNECT_BACKOFF_MAX_S = 8.0
 CONNECT_TIMEOUT_S = 1.0  # the peer's kernel completes a handshake at once: slower is a vanished node
 HELD_AT_ZERO_MAX = 1000  # requests a caller holds while a deployment has no replica (max_queued_requests=-1)
 MAX_RETRIES = 3
+RECENT_MODELS_MAX = 1024  # model ids a caller remembers sending, until replicas report them
 _rids = itertools.count(1)
 
 
@@ -164,6 +165,8 @@ class Router:
         self.idempotent = False
         self.no_replica_timeout_s = no_replica_timeout_s
         self.queued = 0
+        self.models: dict[str, frozenset[str]] = {}  # replica id -> multiplexed models it holds
+        self.recent: OrderedDict[str, str] = OrderedDict()  # model id -> replica last sent it (not yet reported)
         self.on_starved: Any = None  # called when a request finds no replica (scale from zero)
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._rng = random.Random()
@@ -180,6 +183,12 @@ class Router:
         self.max_queued = info["max_queued"]
         self.idempotent = info["idempotent"]
         live = {a.replica_id: a for a in info["replicas"]}
+        models = {rid: frozenset(ids) for rid, ids in info.get("models", {}).items()}
+        for rid, ids in models.items():
+            if self.models.get(rid) != ids:  # a new report: it says what that replica holds now
+                for m in [m for m, r in self.recent.items() if r == rid]:
+                    del self.recent[m]
+        self.models = models
         dead = set(info.get("dead", ()))
         for rid, conn in list(self.conns.items()):
             if rid not in live:
@@ -212,7 +221,7 @@ class Router:
         tried: set[str] = set()
         died = 0
         while True:
-            conn = await self._acquire(tried)
+            conn = await self._acquire(tried, meta.get("model_id", ""))
             rid = next(_rids)
             try:
                 proto = await conn.ensure()
@@ -261,7 +270,34 @@ class Router:
         conn.close_if_idle()
         self._wake()
 
-    async def _acquire(self, tried: set[str]) -> ReplicaConn:
+    def _pick(self, fresh: list[ReplicaConn], model_id: str) -> str | None:
+        """Power of two choices; for a multiplexed model, first among the replicas that hold
+        it, then among those holding the fewest models (so models spread before any replica
+        has to evict one). What a replica holds: its last report, plus the models this caller
+        sent it since."""
+        def loads(conns: list[ReplicaConn]) -> list[tuple[str, int]]:
+            return [(c.addr.replica_id, c.inflight) for c in conns]
+
+        if not model_id:
+            return choose(loads(fresh), self.max_ongoing, self._rng)
+        held = {c.addr.replica_id: self.models.get(c.addr.replica_id, frozenset()) for c in fresh}
+        for m, rid in self.recent.items():
+            if rid in held:
+                held[rid] = held[rid] | {m}
+        pick = choose(loads([c for c in fresh if model_id in held[c.addr.replica_id]]), self.max_ongoing, self._rng)
+        if pick is None:
+            fewest = min(len(h) for h in held.values())
+            pick = choose(loads([c for c in fresh if len(held[c.addr.replica_id]) == fewest]), self.max_ongoing, self._rng)
+        if pick is None:
+            pick = choose(loads(fresh), self.max_ongoing, self._rng)
+        if pick is not None:
+            self.recent[model_id] = pick
+            self.recent.move_to_end(model_id)
+            while len(self.recent) > RECENT_MODELS_MAX:
+                self.recent.popitem(last=False)
+        return pick
+
+    async def _acquire(self, tried: set[str], model_id: str = "") -> ReplicaConn:
         backoff = 0.001
         deadline: float | None = None
         while True:
@@ -269,7 +305,7 @@ class Router:
             usable = [c for c in self.conns.values() if c.usable(now)]
             fresh = [c for c in usable if c.addr.replica_id not in tried]
             if fresh:
-                pick = choose([(c.addr.replica_id, c.inflight) for c in fresh], self.max_ongoing, self._rng)
+                pick = self._pick(fresh, model_id)
                 if pick is not None:
                     conn = self.conns[pick]
                     conn.inflight += 1

@@ -319,3 +319,25 @@ class Loaded:
     async def __call__(self, request: Request):
         await asyncio.sleep(0.1)
         return os.getpid()
+
+
+@serve.deployment(num_replicas=2)
+class Multiplexed:
+    """Up to two models per replica, each 'loaded' in 50 ms; answers say who served what."""
+
+    def __init__(self):
+        self.loads = []
+
+    @serve.multiplexed(max_num_models_per_replica=2)
+    async def get_model(self, model_id: str):
+        self.loads.append(model_id)
+        await asyncio.sleep(0.05)
+        return {"weights": model_id}
+
+    async def __call__(self, request: Request):
+        model = await self.get_model(serve.get_multiplexed_model_id())
+        return {"model": model["weights"], "pid": os.getpid(), "loads": list(self.loads)}
+
+    async def predict(self, x: int):
+        model = await self.get_model(serve.get_multiplexed_model_id())
+        return {"model": model["weights"], "pid": os.getpid(), "loads": list(self.loads), "x": x}

@@ -204,3 +204,19 @@ def test_shutdown_leaves_no_checkpoint_even_with_a_write_in_flight(fake):
         assert c2.http_options["port"] == 9000
 
     asyncio.run(main())
+
+
+def test_a_replica_reporting_its_models_is_published_to_callers(fake):
+    async def main():
+        c = controller_mod.Controller({"location": "EveryNode"})
+        await c.deploy_app("app", "/", "Model", [record("Model", 2)])
+        await until(lambda: len(c.snapshot()["deployments"].get("app#Model", {}).get("replicas", [])) == 2)
+        version, _ = await c.listen(-1, 1)
+        rid = c.snapshot()["deployments"]["app#Model"]["replicas"][0].replica_id
+        await c.record_models("app#Model", rid, ["a", "b"])
+        v2, snap = await c.listen(version, 1)
+        assert v2 != version and snap["deployments"]["app#Model"]["models"] == {rid: ["a", "b"]}
+        await c.record_models("app#Model", "gone", ["x"])  # a replica it no longer knows: ignored
+        assert "gone" not in c.snapshot()["deployments"]["app#Model"]["models"]
+
+    asyncio.run(main())
