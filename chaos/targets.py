@@ -406,7 +406,8 @@ def snapshot_from_status(doc: dict[str, Any], backend: str = "serve_core") -> Sn
 def proxy_urls_from_status(doc: dict[str, Any], backend: str, which: list[str]) -> list[str]:
     """URLs of the proxies the load should use, from `cluster status --json`. ``which``
     holds words (all, workers, head) or node names. serve_core's proxies are listed in the
-    status; Ray Serve's listen on port 8000 of every node (netns mode) or of loopback. Pure."""
+    status; Ray Serve's listen on port 8000 (of loopback, or in netns mode of each node that
+    has one: Ray Serve runs a proxy only where it has a replica, and on the head). Pure."""
     nodes = {n["name"]: n for n in doc.get("nodes") or []}
 
     def wanted(node: str) -> bool:
@@ -425,7 +426,9 @@ def proxy_urls_from_status(doc: dict[str, Any], backend: str, which: list[str]) 
                 host = str((nodes.get(node) or {}).get("address") or "127.0.0.1")
             urls.append(f"http://{host}:{port}")
     elif doc.get("mode") == "netns":
-        urls = [f"http://{n['address']}:{RAY_SERVE_PORT}" for name, n in nodes.items() if wanted(name)]
+        listed = {str(p.get("node")) for p in (doc.get("ray_serve") or {}).get("proxies") or []}
+        urls = [f"http://{n['address']}:{RAY_SERVE_PORT}" for name, n in nodes.items()
+                if wanted(name) and (not listed or name in listed)]
     else:
         urls = [f"http://127.0.0.1:{RAY_SERVE_PORT}"]
     return sorted(set(urls), key=urls.index)

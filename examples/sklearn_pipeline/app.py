@@ -7,6 +7,8 @@ HTTP:   POST / {"features": [[f0, f1, f2, f3], ...]}
         -> {"predictions": [...], "probabilities": [[p0, p1], ...]}
 Handle: await handle.predict_one.remote([f0, f1, f2, f3])
         -> {"prediction": int, "probabilities": [p0, p1]}   (batched server-side)
+Batch scoring: serve-core score items.jsonl --app sklearn --method score_batch --out scores.jsonl
+        (items: {"id": ..., "features": [f0, f1, f2, f3]} per line)
 """
 
 from __future__ import annotations
@@ -65,6 +67,12 @@ class SklearnClassifier:
         # Callers send one row each; concurrent calls arrive here as one matrix,
         # so a single vectorised predict serves up to 8 requests.
         predictions, probabilities = self._predict(rows)
+        return [{"prediction": p, "probabilities": probs} for p, probs in zip(predictions, probabilities, strict=True)]
+
+    def score_batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Batch scoring (`serve-core score ... --method score_batch`): items with "features"
+        (one row), one result per item, in order."""
+        predictions, probabilities = self._predict([it["features"] for it in items])
         return [{"prediction": p, "probabilities": probs} for p, probs in zip(predictions, probabilities, strict=True)]
 
 

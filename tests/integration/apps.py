@@ -341,3 +341,21 @@ class Multiplexed:
     async def predict(self, x: int):
         model = await self.get_model(serve.get_multiplexed_model_id())
         return {"model": model["weights"], "pid": os.getpid(), "loads": list(self.loads), "x": x}
+
+
+@serve.deployment(num_replicas=2)
+class Scorer:
+    """Batch scoring's target: doubles each item's x, and logs every id it scores to a file
+    (so a test can tell whether anything finished was scored again after a restart)."""
+
+    def __init__(self, log_path: str):
+        self.log_path = log_path
+
+    async def __call__(self, items: list):
+        await asyncio.sleep(0.05)
+        with open(self.log_path, "a") as f:
+            f.write("".join(f"{it['id']}\n" for it in items))
+        return [{"double": it["x"] * 2} for it in items]
+
+    async def short(self, items: list):
+        return items[1:]  # one result too few: a batch error, never a wrong result

@@ -139,6 +139,9 @@ def test_proxy_urls_ray_serve():
     assert proxy_urls_from_status(STATUS, "ray_serve", ["workers"]) == ["http://10.77.0.3:8000", "http://10.77.0.4:8000"]
     loopback = {**STATUS, "mode": "loopback"}
     assert proxy_urls_from_status(loopback, "ray_serve", ["workers"]) == ["http://127.0.0.1:8000"]
+    # Ray Serve runs proxies only on nodes with a replica (and the head): one replica, on w2.
+    one = {**STATUS, "ray_serve": {"proxies": [{"node": "head"}, {"node": "w2"}], "applications": {}}}
+    assert proxy_urls_from_status(one, "ray_serve", ["workers"]) == ["http://10.77.0.4:8000"]
 
 
 def test_swap_serve_import():
