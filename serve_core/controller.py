@@ -231,10 +231,14 @@ class Controller:
         target.target_replicas = decision.desired
         return True
 
-    async def record_models(self, key: str, replica_id: str, model_ids: list[str]) -> None:
-        """A replica's multiplexed models changed: callers prefer it for those ids."""
+    async def record_models(self, key: str, replica_id: str, model_ids: list[str], seq: int = 0) -> None:
+        """A replica's multiplexed models changed: callers prefer it for those ids. ``seq``
+        orders one replica's reports (an older one arriving late is dropped)."""
         rec = self.replicas.get(DeploymentID.from_key(key), {}).get(replica_id)
-        if rec is not None and rec.model_ids != tuple(model_ids):
+        if rec is None or seq < rec.models_seq:
+            return
+        rec.models_seq = seq
+        if rec.model_ids != tuple(model_ids):
             rec.model_ids = tuple(model_ids)
             self._publish()
 

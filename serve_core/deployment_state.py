@@ -60,6 +60,7 @@ class ReplicaRecord:
     metrics_port: int = 0
     started_at: float = 0.0
     model_ids: tuple[str, ...] = ()  # multiplexed models it holds, as it last reported
+    models_seq: int = 0  # the number of that report
     tasks: list[Any] = field(default_factory=list)
 
     def to_checkpoint(self) -> dict[str, Any]:

@@ -80,6 +80,7 @@ class ReplicaServer:
         self._rejected = metrics.child(metrics.REPLICA_REJECTED, *labels)
         self._outcomes = {o: metrics.child(metrics.REPLICA_REQUESTS, *labels, o) for o in ("ok", "error", "cancelled")}
         self._server: asyncio.AbstractServer | None = None
+        self._models_seq = 0
 
     # -- lifecycle (called by the actor through the loop) -------------------------
 
@@ -110,10 +111,13 @@ class ReplicaServer:
         those ids here). Fire and forget: a lost report only costs a model load elsewhere."""
         from serve_core import cluster
 
+        self._models_seq += 1
+        seq = self._models_seq  # sends may overtake each other in the pool: the latest wins
+
         def send() -> None:
             controller = cluster.get_controller()
             if controller is not None:
-                controller.record_models.remote(self.dep.key(), self.replica_id, model_ids)
+                controller.record_models.remote(self.dep.key(), self.replica_id, model_ids, seq)
 
         self.loop.run_in_executor(None, send)
 

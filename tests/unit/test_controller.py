@@ -218,5 +218,8 @@ def test_a_replica_reporting_its_models_is_published_to_callers(fake):
         assert v2 != version and snap["deployments"]["app#Model"]["models"] == {rid: ["a", "b"]}
         await c.record_models("app#Model", "gone", ["x"])  # a replica it no longer knows: ignored
         assert "gone" not in c.snapshot()["deployments"]["app#Model"]["models"]
+        await c.record_models("app#Model", rid, ["a"], seq=5)
+        await c.record_models("app#Model", rid, ["a", "b", "c"], seq=4)  # older, arrived late: dropped
+        assert c.snapshot()["deployments"]["app#Model"]["models"] == {rid: ["a"]}
 
     asyncio.run(main())
