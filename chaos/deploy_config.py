@@ -12,16 +12,25 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import yaml
 
-from chaos.targets import _shut_down_the_other
+from chaos.targets import shut_down_the_other
 
 
 def _app_names(path: str) -> list[str]:
     with open(path) as f:
         doc = yaml.safe_load(f) or {}
     return [str(a.get("name", "default")) for a in doc.get("applications") or []]
+
+
+def _delete(names: list[str], present: set[str], delete: Callable[[str], Any]) -> None:
+    for name in names:
+        if name in present:
+            delete(name)
+            print(f"deleted {name!r} (fresh deploy)", flush=True)
 
 
 def deploy_serve_core(path: str, fresh: bool) -> None:
@@ -32,10 +41,7 @@ def deploy_serve_core(path: str, fresh: bool) -> None:
     cfg = load_config(path)
     api.start(http_options=cfg.http_options)
     present = set(serve_core.status().applications) if fresh else set()
-    for name in _app_names(path):
-        if name in present:
-            serve_core.delete(name)
-            print(f"deleted {name!r} (fresh deploy)", flush=True)
+    _delete([a.name for a in cfg.applications], present, serve_core.delete)
     for i, app_cfg in enumerate(cfg.applications):
         deploy_app_config(app_cfg, i)
         print(f"deployed application {app_cfg.name!r} at {app_cfg.route_prefix}", flush=True)
@@ -50,10 +56,7 @@ def deploy_ray_serve(path: str, fresh: bool) -> None:
             present = set(serve.status().applications)
         except Exception:  # Ray Serve not started yet: nothing to delete
             pass
-    for name in _app_names(path):
-        if name in present:
-            serve.delete(name)
-            print(f"deleted {name!r} (fresh deploy)", flush=True)
+    _delete(_app_names(path), present, serve.delete)
     subprocess.run(["serve", "run", "--non-blocking", path], check=True)  # no dashboard needed
 
 
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fresh", action="store_true", help="delete the config's applications first")
     p.add_argument("config")
     ns = p.parse_args(argv)
-    _shut_down_the_other(ns.backend)
+    shut_down_the_other(ns.backend)
     (deploy_serve_core if ns.backend == "serve_core" else deploy_ray_serve)(ns.config, ns.fresh)
     return 0
 

@@ -517,7 +517,7 @@ def _pickle_by_value(module: types.ModuleType) -> None:
             continue
 
 
-def _shut_down_the_other(backend: str) -> None:
+def shut_down_the_other(backend: str) -> None:
     import ray
 
     if not ray.is_initialized():
@@ -546,7 +546,7 @@ def deploy_main(argv: list[str] | None = None) -> int:
     p.add_argument("import_path")
     ns = p.parse_args(argv)
     app = import_for_backend(ns.import_path, ns.backend, ns.swap_import)
-    _shut_down_the_other(ns.backend)  # both listen on port 8000 of every node
+    shut_down_the_other(ns.backend)  # both listen on port 8000 of every node
     if ns.backend == "serve_core":
         import serve_core as serve
 

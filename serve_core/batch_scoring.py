@@ -79,18 +79,19 @@ def finished_keys(out: Path) -> set[str]:
     with open(out, "rb") as f:
         for raw in f:
             try:
-                keys.add(str(json.loads(raw)["id"]))
+                key = str(json.loads(raw)["id"])
             except (ValueError, KeyError, TypeError):
                 break
             if not raw.endswith(b"\n"):
                 break
+            keys.add(key)
             good += len(raw)
         else:
             return keys
     log.warning("dropping a cut-short line at the end of %s (the previous run died while writing it)", out)
     with open(out, "r+b") as f:
         f.truncate(good)
-    return finished_keys(out)
+    return keys
 
 
 async def _batches(items: Iterable[tuple[str, Any]], done: set[str], size: int, summary: ScoreSummary) -> AsyncIterator[list[tuple[str, Any]]]:

@@ -48,7 +48,6 @@ class ModelCache:
         self.max_models = max_models
         self.models: OrderedDict[str, Any] = OrderedDict()
         self._loading: dict[str, asyncio.Future[Any]] = {}
-        self.loads = 0  # loader calls, for tests and logs
         _caches.append(self)
 
     async def get(self, model_id: str) -> Any:
@@ -63,7 +62,6 @@ class ModelCache:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._loading[model_id] = fut
         try:
-            self.loads += 1
             model = self.load(model_id)
             if inspect.isawaitable(model):
                 model = await model
