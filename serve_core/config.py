@@ -78,6 +78,11 @@ class DeploymentOptions(_Strict):
     graceful_shutdown_timeout_s: float = Field(20.0, ge=0, description="Longest drain before a replica is killed.")
     autoscaling_config: AutoscalingConfig | None = Field(None, description="Enables autoscaling.")
     idempotent: bool = Field(False, description="Retry requests whose replica died after accepting them.")
+    max_surge_fraction: float = Field(
+        0.2, gt=0, le=1,
+        description="Share of the replicas a rolling update replaces at once (at least one): new ones start "
+        "up to this far above the target, and an old one drains only when a new one is healthy.",
+    )
     route_prefix: str | None = Field(None, description="Deprecated in Ray Serve; use serve.run(route_prefix=).")
 
     @field_validator("num_replicas")
@@ -159,6 +164,7 @@ class DeploymentOverride(BaseModel):
     graceful_shutdown_timeout_s: float | None = Field(None, ge=0)
     autoscaling_config: AutoscalingConfig | None = None
     idempotent: bool | None = None
+    max_surge_fraction: float | None = Field(None, gt=0, le=1)
 
     def changes(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump(exclude={"name"}, exclude_unset=True).items()}

@@ -42,6 +42,11 @@ class _App:
         self.deployed_at = time.time()
 
 
+def _target(t: dict[str, Any]) -> ds.DeploymentTarget:
+    t["dep"] = DeploymentID(**t["dep"]) if isinstance(t["dep"], dict) else t["dep"]
+    return ds.DeploymentTarget(**t)
+
+
 class Controller:
     def __init__(self, http_options: dict[str, Any]) -> None:
         self.http_options = http_options
@@ -54,6 +59,10 @@ class Controller:
         # which never notices a node cut off the network.
         self.dead: dict[DeploymentID, dict[str, float]] = {}
         self.start_failures: dict[DeploymentID, int] = {}
+        # A rollout's way back: the target that was fully rolled out when a code change
+        # began, kept until no replica of another version is left.
+        self.previous: dict[DeploymentID, ds.DeploymentTarget] = {}
+        self.rolled_back: dict[DeploymentID, str] = {}  # why, until the next deploy
         self.spares = warm_spares.WarmSpares(warm_spares.spares_per_node())
         self._spares_task: asyncio.Task[None] | None = None
         self.proxies = ProxyFleet(http_options, self._checkpoint, on_start=self.spares.placed)
@@ -117,6 +126,8 @@ class Controller:
             "targets": {d.key(): (asdict(t) if t else None) for d, t in self.targets.items()},
             "replicas": {d.key(): [r.to_checkpoint() for r in rs.values() if r.state != ReplicaState.STOPPING] for d, rs in self.replicas.items()},
             "proxies": self.proxies.checkpoint(),
+            "previous": {d.key(): asdict(t) for d, t in self.previous.items()},
+            "rolled_back": {d.key(): why for d, why in self.rolled_back.items()},
         }
 
     async def _finish_restore(self, adoptions: list[asyncio.Task[None]]) -> None:
@@ -138,12 +149,10 @@ class Controller:
             self.apps[name].deleting = deleting
         for key, t in doc["targets"].items():
             dep = DeploymentID.from_key(key)
-            if t is not None:
-                t["dep"] = DeploymentID(**t["dep"]) if isinstance(t["dep"], dict) else t["dep"]
-                self.targets[dep] = ds.DeploymentTarget(**t)
-            else:
-                self.targets[dep] = None
+            self.targets[dep] = _target(t) if t is not None else None
             self.replicas.setdefault(dep, {})
+        self.previous = {DeploymentID.from_key(k): _target(t) for k, t in doc.get("previous", {}).items()}
+        self.rolled_back = {DeploymentID.from_key(k): why for k, why in doc.get("rolled_back", {}).items()}
         for key, recs in doc["replicas"].items():
             dep = DeploymentID.from_key(key)
             for r in recs:
@@ -193,9 +202,14 @@ class Controller:
                 self._reconfigure(dep, recs[rid], target)
             if target is None and not recs:
                 del self.targets[dep]
-                self.replicas.pop(dep, None)
-                self.failed.pop(dep, None)
+                for kept in (self.replicas, self.failed, self.previous, self.rolled_back):
+                    kept.pop(dep, None)
                 changed = True
+            if dep in self.previous and target is not None:
+                version = target.code_version()
+                if all(r.version == version for r in recs.values()):
+                    del self.previous[dep]  # rolled out: no replica of another version is left
+                    changed = True
             self._export(dep, target, recs)
         for name, app in list(self.apps.items()):
             if app.deleting and not any(d.app == name for d in self.targets):
@@ -295,12 +309,30 @@ class Controller:
             log.warning("replica %s of %s failed to start (%d): %s", rec.replica_id, dep, n, msg)
             self.replicas.get(dep, {}).pop(rec.replica_id, None)
             cluster.kill(rec.handle)
-            running = any(r.state == ReplicaState.RUNNING for r in self.replicas.get(dep, {}).values())
-            if n >= ds.MAX_START_FAILURES and not running:
+            recs = self.replicas.get(dep, {}).values()
+            if n >= ds.MAX_START_FAILURES and dep in self.previous and any(
+                    r.state == ReplicaState.RUNNING and r.version != rec.version for r in recs):
+                self._roll_back(dep, f"new replicas failed to start {n} times; last error: {msg}")
+            elif n >= ds.MAX_START_FAILURES and not any(r.state == ReplicaState.RUNNING for r in recs):
                 self.failed[dep] = f"replica constructor failed {n} times; last error: {e}"
             return
         self.spares.placed(info.get("node_id", ""))
         self._adopted(dep, rec, info)
+
+    def _roll_back(self, dep: DeploymentID, why: str) -> None:
+        """A rollout whose new replicas keep failing goes back to the version that was
+        serving: plan() then stops the new ones and keeps (or restores) the old ones."""
+        prev, current = self.previous.pop(dep), self.targets.get(dep)
+        ac = prev.opts.autoscaling_config
+        if ac is not None and current is not None:
+            prev.target_replicas = min(ac.max_replicas, max(ac.min_replicas, current.target_replicas))
+        self.targets[dep] = prev
+        self.start_failures.pop(dep, None)
+        self.rolled_back[dep] = f"rolled back to the previous version: {why}"
+        log.warning("rollout of %s rolled back: %s", dep, why)
+        metrics.child(metrics.ROLLBACKS, dep.app, dep.name).inc()
+        self._publish()
+        self._checkpoint()
 
     def _adopt_orphans(self) -> list[asyncio.Task[None]]:
         """Replicas started after the last checkpoint was written (the controller died in
@@ -464,6 +496,9 @@ class Controller:
             if old is None or old.code_version() != new.code_version():
                 self.failed.pop(dep, None)
                 self.start_failures.pop(dep, None)
+                if old is not None and dep not in self.previous and self.replicas.get(dep):
+                    self.previous[dep] = old  # a rollout on top of a rollout goes back to the last whole one
+            self.rolled_back.pop(dep, None)
             self.targets[dep] = new
             self.replicas.setdefault(dep, {})
         for dep in list(self.targets):
@@ -529,12 +564,13 @@ class Controller:
                 if dep.app != name:
                     continue
                 recs = self.replicas.get(dep, {})
-                st = ds.status(target, recs, dep in self.failed)
+                st = ds.status(target, recs, dep in self.failed or dep in self.rolled_back)
                 counts: dict[str, int] = {}
                 for r in recs.values():
                     counts[r.state.value] = counts.get(r.state.value, 0) + 1
                 deps[dep.name] = {
-                    "status": st.value, "message": self.failed.get(dep, ""), "replica_states": counts,
+                    "status": st.value, "message": self.failed.get(dep) or self.rolled_back.get(dep, ""),
+                    "replica_states": counts,
                     "target_replicas": target.target_replicas if target else 0,
                     "replicas": [
                         {"replica_id": r.replica_id, "state": r.state.value, "pid": r.pid, "node_id": r.node_id,

@@ -16,7 +16,9 @@ from typing import Any
 from serve_core.config import DeploymentOptions
 from serve_core.ids import DeploymentID, DeploymentStatus, ReplicaAddress, ReplicaState
 
-MAX_START_FAILURES = 3
+MAX_START_FAILURES = 3  # in a row: the deployment failed, or a rollout is rolled back
+# Options that take effect without restarting replicas.
+LIVE_OPTIONS = ("user_config", "num_replicas", "autoscaling_config", "max_surge_fraction")
 
 
 @dataclass
@@ -35,8 +37,8 @@ class DeploymentTarget:
         return DeploymentOptions.model_validate(self.options)
 
     def code_version(self) -> str:
-        """Changes of anything but user_config and replica counts restart replicas."""
-        o = {k: v for k, v in self.options.items() if k not in ("user_config", "num_replicas", "autoscaling_config")}
+        """Changes of anything but LIVE_OPTIONS restart replicas."""
+        o = {k: v for k, v in self.options.items() if k not in LIVE_OPTIONS}
         h = hashlib.sha256(self.code_hash.encode() or self.def_bytes)
         h.update(self.init_bytes)
         h.update(json.dumps(o, sort_keys=True, default=str).encode())
@@ -77,8 +79,9 @@ class Plan:
 def plan(target: DeploymentTarget | None, replicas: dict[str, ReplicaRecord], failed: bool) -> Plan:
     """Replicas to start, stop and reconfigure to move toward ``target``.
 
-    Rolling update: new-version replicas start up to a surge of 20% (at least one)
-    above the target; an old one stops only when a new one runs in its place.
+    Rolling update: new-version replicas start up to a surge of ``max_surge_fraction``
+    (20%, at least one) above the target; an old one stops only when a new one runs (it
+    passed its first health check) in its place.
     """
     live = [r for r in replicas.values() if r.state != ReplicaState.STOPPING]
     if target is None:  # deleted
@@ -92,7 +95,7 @@ def plan(target: DeploymentTarget | None, replicas: dict[str, ReplicaRecord], fa
     if len(new) > want:  # scale in: starting ones first, then the newest
         extra = sorted(new, key=lambda r: (r.state == ReplicaState.RUNNING, -r.started_at))
         p.stop += [r.replica_id for r in extra[: len(new) - want]]
-    surge = max(1, math.ceil(0.2 * want))
+    surge = max(1, math.ceil(target.options.get("max_surge_fraction", 0.2) * want))
     if not failed and len(new) < want:
         p.start = max(0, min(want - len(new), want + surge - len(new) - len(old)))
     if old:

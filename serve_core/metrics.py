@@ -74,6 +74,12 @@ CONTROL_LOOP = Histogram(
     "serve_core_controller_loop_duration_seconds", "Time of one reconcile pass.",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+CANARY_SHARE = Gauge("serve_core_canary_share", "Share of traffic a canary gets (0 once rolled back).", ["canary"])
+CANARY_ROLLBACKS = Counter("serve_core_canary_rollbacks_total", "Canaries rolled back for breaking their SLO.", ["canary"])
+ROLLBACKS = Counter(
+    "serve_core_rollbacks_total", "Rollouts rolled back because their new replicas kept failing to start.",
+    ["application", "deployment"],
+)
 HEALTH_FAILURES = Counter(
     "serve_core_health_check_failures_total", "Failed replica health checks.",
     ["application", "deployment"],

@@ -102,6 +102,7 @@ class ReplicaServer:
         multiplex.set_reporter(self._report_models)
         if self.spec.get("user_config") is not None:
             await self.reconfigure(self.spec["user_config"])
+        await self.check_health()  # healthy before it takes traffic (and before an old replica drains)
         self._server = await self.loop.create_server(lambda: _Conn(self).proto, host=host, port=0, backlog=1024)
         port = self._server.sockets[0].getsockname()[1]
         return {"host": host, "port": port, "pid": os.getpid(), "metrics_port": metrics.serve_metrics(host)}

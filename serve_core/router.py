@@ -24,7 +24,7 @@ from serve_core import metrics, wire
 from serve_core.errors import BackPressureError, NoReplicasError, ReplicaDiedError, ServeCoreError
 from serve_core.ids import DeploymentID, ReplicaAddress
 
-DEAD_PEER_TIMEOUT_MS = 3000  # a replica silent this long (not even its kernel) is gone
+DEAD_PEER_TIMEOUT_MS = 2000  # a replica silent this long (not even its kernel) is gone: well under the 5 s a client waits
 LOST = -1  # synthetic frame: the connection closed before the request finished
 TERMINAL = frozenset({wire.REJECT, wire.RESULT, wire.ERROR, wire.HTTP, wire.END, LOST})
 RECONNECT_BACKOFF_S = 1.0  # first wait after a failed or lost connection; doubles per failure

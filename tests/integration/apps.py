@@ -359,3 +359,20 @@ class Scorer:
 
     async def short(self, items: list):
         return items[1:]  # one result too few: a batch error, never a wrong result
+
+
+@serve.deployment(max_surge_fraction=0.5)
+class Versioned:
+    """A model version whose rollout can fail: in its constructor or its first health check."""
+
+    def __init__(self, version: str, fail_start: bool = False, unhealthy: bool = False):
+        if fail_start:
+            raise RuntimeError(f"version {version} cannot load its weights")
+        self.version, self.unhealthy = version, unhealthy
+
+    def check_health(self):
+        if self.unhealthy:
+            raise RuntimeError(f"version {self.version} is unhealthy")
+
+    async def __call__(self, request: Request = None):
+        return {"version": self.version, "pid": os.getpid()}

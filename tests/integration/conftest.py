@@ -9,7 +9,7 @@ import requests
 
 import serve_core as serve
 
-PORT = 8100
+PORT = int(os.environ.get("SERVE_CORE_TEST_PORT", "8100"))  # another port lets two tiers run at once
 BASE = f"http://127.0.0.1:{PORT}"
 REQUEST_TIMEOUT_S = 5.0  # the fault tests count an answer later than 5 s as failed
 MAX_BODY = 1024 * 1024

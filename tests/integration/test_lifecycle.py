@@ -65,6 +65,34 @@ def test_code_change_rolls_replicas_without_errors(serve_core_app):
     assert set(codes) == {200}, f"failed during the rolling update: {sorted(set(codes))}"
 
 
+def test_a_failed_rollout_rolls_back_and_the_old_version_serves_throughout(serve_core_app):
+    serve.run(apps.Versioned.options(num_replicas=2).bind("v1"), name="v", route_prefix="/v")
+    pids = {get("/v").json()["pid"] for _ in range(20)}
+    stop = time.monotonic() + 1e9
+    answers = []
+
+    def load():
+        while time.monotonic() < stop:
+            r = get("/v")
+            answers.append((r.status_code, r.json()["version"] if r.status_code == 200 else r.text))
+            time.sleep(0.01)
+
+    with cf.ThreadPoolExecutor(2) as pool:
+        futs = [pool.submit(load) for _ in range(2)]
+        for bad, why in [({"fail_start": True}, "cannot load its weights"), ({"unhealthy": True}, "is unhealthy")]:
+            with pytest.raises(DeploymentFailedError) as e:
+                serve.run(apps.Versioned.options(num_replicas=2).bind("v2", **bad), name="v", route_prefix="/v")
+            assert "rolled back to the previous version" in str(e.value) and why in str(e.value)
+        stop = time.monotonic()
+        for f in futs:
+            f.result()
+    assert len(answers) > 20 and set(answers) == {(200, "v1")}, sorted(set(answers))[:5]
+    assert {get("/v").json()["pid"] for _ in range(20)} == pids  # the old replicas were never stopped
+    serve.run(apps.Versioned.options(num_replicas=2).bind("v3"), name="v", route_prefix="/v")
+    assert {get("/v").json()["version"] for _ in range(10)} == {"v3"}
+    assert serve.status().applications["v"].message == ""
+
+
 def test_scaling_replicas_up_and_down(serve_core_app):
     serve.run(apps.Counter.options(num_replicas=1).bind(), name="c", route_prefix=None)
     serve.run(apps.Counter.options(num_replicas=3).bind(), name="c", route_prefix=None)

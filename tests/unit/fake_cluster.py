@@ -54,6 +54,8 @@ class FakeReplica(FakeActor):
     async def _initialize(self, host: Any) -> dict[str, Any]:
         if self.cluster.start_gate is not None:
             await self.cluster.start_gate.wait()
+        if self.spec.get("version") in self.cluster.failing_versions:
+            raise RuntimeError("constructor failed: bad weights")
         self.info_ = self.info_ or  {"host": "10.0.0.1", "port": self.pid, "pid": self.pid, "metrics_port": 1,
                       "replica_id": self.spec["replica_id"], "node_id": "node-1",
                       "version": self.spec.get("version", ""), "config_version": self.spec.get("config_version", "")}
@@ -89,6 +91,7 @@ class FakeCluster:
         self.started: list[str] = []
         self.prestarted: list[tuple[str, int]] = []  # (node id, count) per prestart_workers call
         self.start_gate: asyncio.Event | None = None  # when set, replicas finish starting only once it is
+        self.failing_versions: set[str] = set()  # replicas of these code versions fail to start
 
     def kv_put(self, key: bytes, value: bytes) -> None:
         self.kv[key] = value

@@ -223,3 +223,72 @@ def test_a_replica_reporting_its_models_is_published_to_callers(fake):
         assert c.snapshot()["deployments"]["app#Model"]["models"] == {rid: ["a"]}
 
     asyncio.run(main())
+
+
+class NewModel:
+    def __call__(self, x):
+        return -x
+
+
+def test_a_rollout_whose_replicas_keep_failing_is_rolled_back(fake):
+    async def main():
+        c = controller_mod.Controller({"location": "EveryNode"})
+        await c.deploy_app("app", "/", "Model", [record("Model", 2)])
+        await until(lambda: c.snapshot()["deployments"].get("app#Model", {}).get("replicas", []).__len__() == 2)
+        serving = {a.replica_id for a in c.snapshot()["deployments"]["app#Model"]["replicas"]}
+        old_version = c.targets[next(iter(c.targets))].code_version()
+
+        bad = {**record("Model", 2), "def_bytes": cloudpickle.dumps(NewModel)}
+        dep = next(iter(c.targets))
+        fake.failing_versions.add(controller_mod.ds.DeploymentTarget(
+            dep, bad["def_bytes"], bad["init_bytes"], bad["options"], 2).code_version())
+        await c.deploy_app("app", "/", "Model", [bad])
+        st = {}
+        async def rolled_back():
+            nonlocal st
+            st = (await c.status())["applications"]["app"]
+            return st["status"] == "DEPLOY_FAILED"
+        deadline = asyncio.get_running_loop().time() + 5
+        while not await rolled_back():
+            assert asyncio.get_running_loop().time() < deadline, st
+            await asyncio.sleep(0.01)
+        assert "rolled back to the previous version" in st["message"] and "bad weights" in st["message"]
+        assert c.targets[dep].code_version() == old_version
+        # The old replicas served throughout and still do; none of the new version is left.
+        await until(lambda: all(r.version == old_version for r in c.replicas[dep].values()))
+        assert {a.replica_id for a in c.snapshot()["deployments"]["app#Model"]["replicas"]} == serving
+        assert len(fake.started) == 2 + controller_mod.ds.MAX_START_FAILURES
+        assert dep not in c.previous
+
+        # The rollback survives a controller restart; a good deploy then clears it.
+        await asyncio.sleep(0.1)
+        c._stopping = True
+        c2 = controller_mod.Controller({"location": "EveryNode"})
+        await c2.listen(-1, 5)
+        assert "rolled back" in (await c2.status())["applications"]["app"]["message"]
+        await c2.deploy_app("app", "/", "Model", [record("Model", 2)])
+        assert (await c2.status())["applications"]["app"]["message"] == ""
+        c2._stopping = True
+
+    asyncio.run(main())
+
+
+def test_a_rollout_replaces_at_most_its_surge_at_once(fake):
+    async def main():
+        c = controller_mod.Controller({"location": "EveryNode"})
+        await c.deploy_app("app", "/", "Model", [record("Model", 4)])
+        await until(lambda: len(c.snapshot()["deployments"].get("app#Model", {}).get("replicas", [])) == 4)
+        fake.start_gate = asyncio.Event()  # new replicas hang in their constructor
+        new = {**record("Model", 4), "def_bytes": cloudpickle.dumps(NewModel)}
+        new["options"]["max_surge_fraction"] = 0.5
+        await c.deploy_app("app", "/", "Model", [new])
+        await asyncio.sleep(0.3)
+        dep = next(iter(c.targets))
+        states = [r.state.value for r in c.replicas[dep].values()]
+        assert states.count("STARTING") == 2 and states.count("RUNNING") == 4, states  # 50% of 4
+        fake.start_gate.set()
+        await until(lambda: all(r.version == c.targets[dep].code_version() for r in c.replicas[dep].values()))
+        assert len(c.replicas[dep]) == 4 and dep not in c.previous
+        c._stopping = True
+
+    asyncio.run(main())

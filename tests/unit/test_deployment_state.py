@@ -55,3 +55,13 @@ def test_status():
     assert status(t, {}, True) == DeploymentStatus.DEPLOY_FAILED
     draining = {"a": rec("a", t), "b": rec("b", t, ReplicaState.STOPPING)}
     assert status(t, draining, False) == DeploymentStatus.HEALTHY
+
+
+def test_surge_fraction_bounds_how_many_change_at_once():
+    old_t = target(10, b"v1")
+    new_t = DeploymentTarget(DEP, b"v2", b"init", {"user_config": None, "max_surge_fraction": 0.5}, 10)
+    reps = {f"o{i}": rec(f"o{i}", old_t) for i in range(10)}
+    assert plan(new_t, reps, False).start == 5
+    assert plan(target(10, b"v2"), reps, False).start == 2  # the default, 20%
+    # The fraction is a live option: changing it alone restarts nothing.
+    assert new_t.code_version() == target(10, b"v2").code_version()
