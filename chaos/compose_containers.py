@@ -169,9 +169,12 @@ def replica_candidates(view: dict[str, Any], names: dict[str, str], backend: str
     return out
 
 
-def choose_replica(candidates: list[dict[str, Any]], seed: int | None) -> dict[str, Any]:
-    """The replica a seeded kill-replica hits (as the embedded cluster chooses). Pure."""
-    return random.Random(seed).choice(candidates)
+def replica_order(candidates: list[dict[str, Any]], seed: int | None) -> list[dict[str, Any]]:
+    """The order in which a seeded kill-replica tries replicas (as the embedded cluster does):
+    the first that is still alive is hit. Pure."""
+    order = list(candidates)
+    random.Random(seed).shuffle(order)
+    return order
 
 
 def proxy_on(view: dict[str, Any], names: dict[str, str], node: str, backend: str = "serve_core") -> dict[str, Any] | None:

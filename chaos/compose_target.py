@@ -41,7 +41,6 @@ from chaos.compose_containers import (
     PROJECT_LABEL,
     PROMETHEUS_SERVICE,
     Container,
-    choose_replica,
     container_from_attrs,
     controller_pid,
     endpoint,
@@ -51,16 +50,19 @@ from chaos.compose_containers import (
     node_names,
     proxy_on,
     replica_candidates,
+    replica_order,
     running_inside,
     status_doc,
 )
 from chaos.experiment import Application
 from chaos.schedule import PlannedFault, Snapshot
 from chaos.targets import (
+    DEPLOY_FAULT_TIMEOUT_S,
     FaultOutcome,
     TargetError,
     _json_object,
     _tail,
+    config_command,
     deploy_command,
     http_status,
     proxy_urls_from_status,
@@ -298,6 +300,8 @@ class ComposeCluster:
         }
         if fault.action == "redeploy":
             return self._redeploy()
+        if fault.action == "deploy":
+            return self._apply_config(str(fault.args["config"]))
         handler = handlers.get(fault.action)
         if handler is None:
             return FaultOutcome(False, error=f"{fault.action} is not supported on compose")
@@ -344,9 +348,13 @@ class ComposeCluster:
         if not candidates:
             raise TargetError("no running replica to kill", f"none matches {fault.target or 'anything'}",
                               "check the deployment's replicas (python -m serve_core.local_cluster.probe in the head)")
-        chosen = choose_replica(candidates, fault.seed)
-        self._kill_pid(self._node(chosen["node"], nodes), chosen["pid"], f"replica {chosen['replica_id']}")
-        return chosen, {"container": nodes[chosen["node"]].name}
+        for chosen in replica_order(candidates, fault.seed):  # the view may be stale: a stopped replica is gone
+            try:
+                self._kill_pid(self._node(chosen["node"], nodes), chosen["pid"], f"replica {chosen['replica_id']}")
+                return chosen, {"container": nodes[chosen["node"]].name}
+            except TargetError as e:
+                last = e
+        raise last
 
     def _kill_proxy(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
         nodes, view, names = self._view()
@@ -478,6 +486,19 @@ class ComposeCluster:
         for t in threads:
             t.join()
         return {"node": fault.node}, {"container": c.name, "cores": cores, "for_s": for_s}
+
+    def _apply_config(self, config: str) -> FaultOutcome:
+        head = self._node("head")
+        argv = config_command(config, self.backend, python="python")
+        started = self.wall()
+        r = self.docker.exec(head, argv, DEPLOY_FAULT_TIMEOUT_S)
+        ended = self.wall()
+        if r.code != 0:
+            cause = "timed out" if r.code is None else _tail(r.stderr or r.stdout) or f"exit {r.code}"
+            return FaultOutcome(False, error=f"deploying {config} failed: {cause}", argv=["docker", "exec", head.name, *argv])
+        return FaultOutcome(True, {"fault": "deploy", "target": {}, "started": started, "ended": ended,
+                                   "detail": {"config": config, "output": _tail(r.stdout, 2000)}},
+                            started, ended, argv=["docker", "exec", head.name, *argv])
 
     def _redeploy(self) -> FaultOutcome:
         if self._deployed is None:

@@ -27,7 +27,7 @@ from loadgen.profile import LoadProfile
 Backend = Literal["serve_core", "ray_serve"]
 BACKENDS: tuple[str, ...] = typing.get_args(Backend)
 FaultAction = Literal["kill-replica", "kill-proxy", "kill-controller", "kill-gcs", "kill-node", "restart-node",
-                      "partition", "heal", "netem", "cpu-burn"]
+                      "partition", "heal", "netem", "cpu-burn", "deploy"]
 FAULT_ACTIONS: tuple[str, ...] = typing.get_args(FaultAction)
 RollbackAction = Literal["heal", "restart-node", "redeploy"]
 Window = Literal["before", "during", "after", "whole"]
@@ -39,13 +39,13 @@ SELECTOR_WORDS = (EVERY_WORKER, EVERY_NODE, RANDOM_WORKER, ANY)
 
 # What each action needs and takes.
 NODE_ACTIONS = frozenset({"kill-proxy", "kill-node", "restart-node", "partition", "heal", "netem", "cpu-burn"})
-CLUSTER_ACTIONS = frozenset({"kill-controller", "kill-gcs"})  # no target: one per cluster
+CLUSTER_ACTIONS = frozenset({"kill-controller", "kill-gcs", "deploy"})  # no target: one per cluster
 HOLD_ACTIONS = frozenset({"partition", "netem", "cpu-burn"})  # duration_s is how long the fault holds
 ACTION_ARGS: dict[str, frozenset[str]] = {
     "kill-replica": frozenset(), "kill-proxy": frozenset(), "kill-controller": frozenset(),
     "kill-gcs": frozenset({"down_for_s"}), "kill-node": frozenset(), "restart-node": frozenset(),
     "partition": frozenset(), "heal": frozenset(), "netem": frozenset({"delay_ms", "jitter_ms", "loss_pct"}),
-    "cpu-burn": frozenset({"cores"}),
+    "cpu-burn": frozenset({"cores"}), "deploy": frozenset({"config"}),
 }
 DEFAULT_DOWN_FOR_S = 5.0
 
@@ -231,6 +231,8 @@ class FaultArgs(_Strict):
     jitter_ms: float | None = Field(None, ge=0, description="netem: delay jitter.")
     loss_pct: float | None = Field(None, ge=0, le=100, description="netem: share of packets dropped.")
     cores: int | None = Field(None, ge=1, description="cpu-burn: cores kept busy.")
+    config: str | None = Field(None, min_length=1, description="deploy: a serve config YAML applied at that moment "
+                                                               "(a rollout, a canary's user_config), as chaos.deploy_config does.")
 
     def given(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)

@@ -7,6 +7,7 @@ nodes, arguments per action, SLOs the backend can evaluate). Pure: an ``Experime
 from __future__ import annotations
 
 import difflib
+import os
 
 from chaos.errors import NO_VALUE, Problem
 from chaos.experiment import (
@@ -137,6 +138,11 @@ def _check_fault(exp: Experiment, i: int, fault: Fault, start: float, end: float
             users = [a for a, names in ACTION_ARGS.items() if arg in names]
             out.append(Problem(f"{p}.args.{arg}", getattr(fault.args, arg),
                                f"{action} {takes}; remove it ({arg} goes with {', '.join(users)})"))
+    if action == "deploy" and not fault.args.config:
+        out.append(Problem(f"{p}.args.config", None, "deploy needs config: the serve config YAML to apply"))
+    elif action == "deploy" and not os.path.isfile(fault.args.config or ""):
+        out.append(Problem(f"{p}.args.config", fault.args.config, "no such file: give a serve config YAML path "
+                                                                 "(relative to where the run starts)"))
     if action == "netem" and not any((fault.args.delay_ms, fault.args.jitter_ms, fault.args.loss_pct)):
         out.append(Problem(f"{p}.args", fault.args.given(), "netem needs loss_pct, delay_ms or both"))
     # how long it lasts

@@ -39,6 +39,7 @@ from chaos.schedule import DeploymentInfo, NodeInfo, PlannedFault, Snapshot
 BACKEND_ACTIONS = ("kill-replica", "kill-proxy", "kill-controller")  # act on the serving backend's processes
 FAULT_TIMEOUT_S = 150.0  # on top of the fault's own duration
 STATUS_TIMEOUT_S = 90.0
+DEPLOY_FAULT_TIMEOUT_S = 180.0  # a deploy fault waits for the rollout to finish
 RAY_SERVE_PORT = 8000
 SERVE_IMPORTS = {"serve_core": "import serve_core as serve", "ray_serve": "from ray import serve"}
 
@@ -288,6 +289,8 @@ class EmbeddedCluster:
     def inject(self, fault: PlannedFault) -> FaultOutcome:
         if fault.action == "redeploy":
             return self._redeploy()
+        if fault.action == "deploy":
+            return self._apply_config(str(fault.args["config"]))
         argv = self.command("fault", fault.action, extra=["--json", *fault_args(fault, self.backend)])
         r = self.runner.run(argv, FAULT_TIMEOUT_S + fault.expected_s, interruptible=fault.action in HOLD_ACTIONS)
         doc = _json_object(r.stdout)
@@ -301,6 +304,17 @@ class EmbeddedCluster:
 
     def interrupt(self) -> None:
         self.runner.interrupt()
+
+    def _apply_config(self, config: str) -> FaultOutcome:
+        started = time.time()
+        argv = self.command("exec", extra=["--", *config_command(config, self.backend)])
+        r = self.runner.run(argv, DEPLOY_FAULT_TIMEOUT_S)
+        ended = time.time()
+        if r.returncode != 0:
+            cause = "timed out" if r.timed_out else _tail(r.stderr or r.stdout) or f"exit {r.returncode}"
+            return FaultOutcome(False, error=f"deploying {config} failed: {cause}", argv=argv)
+        return FaultOutcome(True, {"fault": "deploy", "target": {}, "started": started, "ended": ended,
+                                   "detail": {"config": config, "output": _tail(r.stdout, 2000)}}, started, ended, argv=argv)
 
     def _redeploy(self) -> FaultOutcome:
         if self._deployed is None:
@@ -373,13 +387,19 @@ def wait_answering(target: Any, urls: list[str], route: str, timeout_s: float, f
 def deploy_command(app: Application, backend: str, python: str = sys.executable) -> list[str]:
     """The driver command that deploys ``app`` with ``backend`` (run through `cluster exec`). Pure."""
     config = app.config_for(backend)
-    if config is not None:  # the driver also stops the other backend (both listen on port 8000)
-        return [python, "-m", "chaos.deploy_config", "--backend", backend] + (["--fresh"] if app.fresh else []) + [config]
+    if config is not None:
+        return config_command(config, backend, python, fresh=app.fresh)
     path = app.import_path_for(backend)
     assert path is not None
     argv = [python, "-m", "chaos.targets", "deploy", "--backend", backend, "--name", app.name,
             "--route-prefix", app.route]
     return argv + (["--swap-import"] if app.needs_swap(backend) else []) + [path]
+
+
+def config_command(config: str, backend: str, python: str = sys.executable, fresh: bool = False) -> list[str]:
+    """The driver command that applies a serve config (it also stops the other backend: both
+    listen on port 8000). Pure."""
+    return [python, "-m", "chaos.deploy_config", "--backend", backend] + (["--fresh"] if fresh else []) + [config]
 
 
 def snapshot_from_status(doc: dict[str, Any], backend: str = "serve_core") -> Snapshot:

@@ -129,9 +129,14 @@ def kill_replica(state: ClusterState, view: dict[str, Any], deployment: str | No
         wanted = ", ".join(f"{k}={v}" for k, v in (("app", app), ("deployment", deployment), ("node", node)) if v)
         raise LocalClusterError("no running replica to kill", f"none matches {wanted or 'anything'}",
                                 "check `serve-core cluster status` for deployments and the nodes of their replicas")
-    target = random.Random(seed).choice(candidates)
-    _kill_serve_process(state, target["pid"], f"replica {target['replica_id']}")
-    return target
+    random.Random(seed).shuffle(candidates)
+    for target in candidates:  # the view may be stale: a replica a rollout or downscale just stopped is gone
+        try:
+            _kill_serve_process(state, target["pid"], f"replica {target['replica_id']}")
+            return target
+        except LocalClusterError as e:
+            last = e
+    raise last
 
 
 def kill_proxy(state: ClusterState, view: dict[str, Any], node: str, backend: str = "serve_core") -> dict[str, Any]:

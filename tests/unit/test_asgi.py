@@ -12,6 +12,19 @@ def test_conversion_matches_ray_serve():
     assert to_messages(None)[2] == b""
 
 
+def test_values_plain_json_cannot_hold_go_through_fastapis_encoder():
+    import datetime
+
+    import pydantic
+
+    class Answer(pydantic.BaseModel):
+        label: str
+        at: datetime.date
+
+    assert json.loads(to_messages({"tags": {"x"}})[2]) == {"tags": ["x"]}
+    assert json.loads(to_messages(Answer(label="ok", at=datetime.date(2026, 12, 2)))[2]) == {"label": "ok", "at": "2026-12-02"}
+
+
 def test_trim_scope_sets_root_path_and_drops_unpicklables():
     scope = {"type": "http", "path": "/app/x", "headers": [(b"a", b"b")], "app": object(), "state": {}, "root_path": ""}
     out = trim_scope(scope, "/app")

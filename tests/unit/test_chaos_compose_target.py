@@ -12,7 +12,6 @@ import pytest
 from chaos.compose_containers import (
     HEAL_SCRIPT,
     Container,
-    choose_replica,
     container_from_attrs,
     endpoint,
     iptables_loss_script,
@@ -20,6 +19,7 @@ from chaos.compose_containers import (
     node_containers,
     node_names,
     replica_candidates,
+    replica_order,
     running_inside,
     status_doc,
 )
@@ -125,8 +125,8 @@ def test_replica_candidates_and_the_seeded_choice():
     assert [c["replica_id"] for c in every] == ["r1", "r2"]  # STARTING without pid is not a target
     assert [c["pid"] for c in replica_candidates(PROBE, names, node="w2")] == [102]
     assert replica_candidates(PROBE, names, deployment="Other") == []
-    assert choose_replica(every, 3) == choose_replica(every, 3)
-    assert {choose_replica(every, s)["replica_id"] for s in range(20)} == {"r1", "r2"}
+    assert replica_order(every, 3) == replica_order(every, 3) and len(replica_order(every, 3)) == 2
+    assert {replica_order(every, s)[0]["replica_id"] for s in range(20)} == {"r1", "r2"}
 
 
 def test_network_fault_commands():
@@ -148,6 +148,7 @@ class FakeDocker:
         self.tc_ok = tc_ok
         self.calls: list[tuple[str, str, Any]] = []
         self.dead_pids: set[int] = set()
+        self.gone_pids: set[int] = set()  # exited before the kill (a stale view)
 
     def containers(self, project: str) -> list[Container]:
         return [container_from_attrs(d, project) for d in self.docs.values()]
@@ -160,6 +161,8 @@ class FakeDocker:
         if argv[:3] == ["python", "-m", "serve_core.local_cluster.probe"]:
             return ExecResult(0, "ray says hello\n" + json.dumps(self.probe) + "\n", "")
         if argv[:2] == ["kill", "-9"]:
+            if int(argv[2]) in self.gone_pids:
+                return ExecResult(1, "", f"kill: ({argv[2]}) - No such process")
             self.dead_pids.add(int(argv[2]))
             return ExecResult(0, "", "")
         if argv[:2] == ["kill", "-0"]:
@@ -252,6 +255,15 @@ def test_kill_replica_kills_the_chosen_pid_in_its_nodes_container():
     assert out.output is not None and out.output["target"]["pid"] == 102 and out.output["target"]["node"] == "w2"
     assert ("exec", "w2", ["kill", "-9", "102"]) in d.calls
     assert out.started is not None and out.ended is not None
+
+
+def test_kill_replica_passes_over_one_that_is_already_gone():
+    d = FakeDocker(DOCS)
+    first = cluster(d).inject(fault("kill-replica", deployment="Work", seed=1)).output["target"]["pid"]
+    d = FakeDocker(DOCS)
+    d.gone_pids.add(first)  # a rollout stopped it after the view was taken
+    out = cluster(d).inject(fault("kill-replica", deployment="Work", seed=1))
+    assert out.ok and out.output["target"]["pid"] != first, out.error
 
 
 def test_kill_proxy_and_controller():

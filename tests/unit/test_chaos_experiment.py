@@ -66,7 +66,8 @@ def test_every_ready_experiment_validates_for_both_backends(path, backend):
     profile = exp.load.profile
     # The fault app's experiments run at 100-200 requests/s; the demo's torch pipeline at less, and
     # the compose CI smoke at 50 (containers, Locust and the chaos runner on two shared cores).
-    low = {"demo": 5, "compose_smoke": 50}.get(exp.name, 100)
+    # The production patterns' experiments run lighter apps at 40-60.
+    low = {"demo": 5, "compose_smoke": 50, "rollout_replica_kill": 60, "canary_rollback": 40}.get(exp.name, 100)
     assert profile.kind == "constant" and low <= profile.rate <= 200
     assert exp.run_s <= (600 if exp.name == "mixed_soak" else 150)
     assert exp.abort, "a ready experiment has abort conditions"
@@ -269,6 +270,16 @@ def test_duration_only_where_it_means_something():
     assert e.path == "method[0].duration_s" and "instantaneous" in e.fix
     e = error_of(base(method=[{"action": "kill-gcs", "duration_s": 5, "schedule": {"at_s": 20}}]))
     assert "args.down_for_s" in e.fix
+
+
+def test_deploy_needs_an_existing_config_and_no_target():
+    e = error_of(base(method=[{"action": "deploy", "schedule": {"at_s": 20}}]))
+    assert e.path == "method[0].args.config" and "serve config YAML" in e.fix
+    e = error_of(base(method=[{"action": "deploy", "args": {"config": "no/such.yaml"}, "schedule": {"at_s": 20}}]))
+    assert e.path == "method[0].args.config" and "no such file" in e.fix
+    e = error_of(base(method=[{"action": "deploy", "target": "w1", "args": {"config": "examples/rollout/serve_v2.yaml"},
+                               "schedule": {"at_s": 20}}]))
+    assert e.path == "method[0].target" and "remove target" in e.fix
 
 
 def test_cpu_burn_needs_a_duration():

@@ -261,6 +261,16 @@ def test_redeploy_repeats_the_last_deploy():
     assert runner.calls[-1][0] == runner.calls[0][0]
 
 
+def test_a_deploy_fault_applies_its_config_through_cluster_exec():
+    runner = FakeRunner((0, "deployed application 'rollout' at /", ""), (1, "", "DeploymentFailedError: rolled back"))
+    c = EmbeddedCluster("c1", cli=["sc"], runner=runner, backend="serve_core")
+    out = c.inject(pf("deploy", args={"config": "examples/rollout/serve_v2.yaml"}))
+    assert out.ok and out.output["detail"]["config"] == "examples/rollout/serve_v2.yaml"
+    assert runner.calls[0][0][-4:] == ["chaos.deploy_config", "--backend", "serve_core", "examples/rollout/serve_v2.yaml"]
+    failed = c.inject(pf("deploy", args={"config": "examples/rollout/serve_v2.yaml"}))
+    assert not failed.ok and "rolled back" in failed.error
+
+
 def test_wait_ready_polls_until_every_proxy_answers():
     answers = {"http://a:8000/": [None, 404, 200], "http://b:8000/": [503, 405]}
     now = [0.0]
