@@ -87,8 +87,10 @@ def _run(ns: argparse.Namespace, name: str, run: Fault) -> int:
     return 0
 
 
-def _view(state: ClusterState, ns: argparse.Namespace) -> dict[str, Any]:
-    view = probe.ask(state, timeout_s=45.0)
+def _view(state: ClusterState, ns: argparse.Namespace, fresh: bool = False) -> dict[str, Any]:
+    """The refresher's recent view (a fault then lands on time), or a probe's."""
+    view = None if fresh else probe.recent(state)
+    view = view or probe.ask(state, timeout_s=45.0)
     ns.started = time.time()
     if "error" in view:
         from serve_core.local_cluster.errors import LocalClusterError
@@ -97,20 +99,31 @@ def _view(state: ClusterState, ns: argparse.Namespace) -> dict[str, Any]:
     return view
 
 
+def _on_view(state: ClusterState, ns: argparse.Namespace, act: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """``act`` on the recent view; once more on a probe's if what it names is gone (it is
+    up to 5 s old: a controller restarted, a proxy replaced)."""
+    from serve_core.local_cluster.errors import LocalClusterError
+
+    try:
+        return act(_view(state, ns))
+    except LocalClusterError:
+        return act(_view(state, ns, fresh=True))
+
+
 def _kill_replica(state: ClusterState, ns: argparse.Namespace, say: Callable[[str], None]) -> tuple[dict[str, Any], bool]:
-    t = faults.kill_replica(state, _view(state, ns), ns.deployment, ns.app, ns.node, ns.seed, ns.backend)
+    t = _on_view(state, ns, lambda v: faults.kill_replica(state, v, ns.deployment, ns.app, ns.node, ns.seed, ns.backend))
     say(f"killed replica {t['replica_id']} of {t['app']}/{t['deployment']} (pid {t['pid']}) on {t['node']}")
     return t, True
 
 
 def _kill_proxy(state: ClusterState, ns: argparse.Namespace, say: Callable[[str], None]) -> tuple[dict[str, Any], bool]:
-    t = faults.kill_proxy(state, _view(state, ns), ns.node, ns.backend)
+    t = _on_view(state, ns, lambda v: faults.kill_proxy(state, v, ns.node, ns.backend))
     say(f"killed the proxy on {t['node']} (pid {t['pid']})")
     return t, True
 
 
 def _kill_controller(state: ClusterState, ns: argparse.Namespace, say: Callable[[str], None]) -> tuple[dict[str, Any], bool]:
-    t = faults.kill_controller(state, _view(state, ns), ns.backend)
+    t = _on_view(state, ns, lambda v: faults.kill_controller(state, v, ns.backend))
     say(f"killed the controller (pid {t['pid']}) on {t['node']}")
     return t, True
 

@@ -2,7 +2,10 @@
 --address HOST:PORT`` prints one JSON document (Ray's nodes, serve_core's status).
 
 It runs as its own process, on a node of the cluster (inside the head's namespace in
-netns mode, where a driver must run), with the cluster's token in its environment.
+netns mode, where a driver must run), with the cluster's token in its environment. Starting
+a driver takes seconds, and many more on a busy machine, so the target refresher (a driver
+that stays connected) also writes the same view every round (``write_recent``); kill faults
+act on that one when it is fresh (``recent``), so they land when they are scheduled.
 """
 
 from __future__ import annotations
@@ -10,22 +13,33 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import subprocess
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 RAY_SERVE_PORT = 8000  # Ray Serve's default; the chaos deploy driver keeps it
+RECENT_FILE = "view.json"  # in the state directory, written by the target refresher
+RECENT_MAX_AGE_S = 5.0  # the refresher writes every 2 s
 
 if TYPE_CHECKING:
     from serve_core.local_cluster.state import ClusterState
 
 
 def probe(address: str) -> dict[str, Any]:
+    from serve_core import cluster
+
+    cluster.connect(address)
+    return view()
+
+
+def view() -> dict[str, Any]:
+    """Ray's nodes and both backends' status, from a driver already connected."""
     import ray
 
     from serve_core import api, cluster
 
-    cluster.connect(address)
     nodes = [
         {
             "node_id": n["NodeID"], "alive": bool(n.get("Alive")), "address": n.get("NodeManagerAddress", ""),
@@ -72,6 +86,24 @@ def ray_serve_view() -> dict[str, Any] | None:
                                          "pid": pid, "node_id": node_id})
             replicas["replica_states"]["RUNNING"] = len(replicas["replicas"])
     return view if found else None
+
+
+def write_recent(state_dir: str, doc: dict[str, Any]) -> None:
+    path = os.path.join(state_dir, RECENT_FILE)
+    with open(f"{path}.tmp", "w") as f:
+        json.dump({**doc, "at": time.time()}, f)
+    os.replace(f"{path}.tmp", path)
+
+
+def recent(state: ClusterState, max_age_s: float = RECENT_MAX_AGE_S) -> dict[str, Any] | None:
+    """The refresher's last view if it is at most ``max_age_s`` old (and had no error)."""
+    try:
+        with open(state.sub(RECENT_FILE)) as f:
+            doc = dict(json.load(f))
+    except (OSError, ValueError):
+        return None
+    fresh = time.time() - float(doc.get("at", 0)) <= max_age_s
+    return doc if fresh and "error" not in doc and not doc.get("serve_error") else None
 
 
 def ask(state: ClusterState, timeout_s: float = 45.0) -> dict[str, Any]:

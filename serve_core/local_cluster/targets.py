@@ -8,7 +8,8 @@ when they change:
 
 - ``targets/ray.json``: the metrics export port of every alive Ray node;
 - ``targets/serve_core.json``: the serve_core controller's ``metric_targets()``, or an
-  empty list while serve_core is not started.
+  empty list while serve_core is not started;
+- ``view.json``: what `status` and the kill faults read from Ray (``probe.write_recent``).
 
 While Ray does not answer, the last files stay as they were.
 """
@@ -25,7 +26,7 @@ import sys
 import time
 from typing import Any
 
-from serve_core.local_cluster import prometheus
+from serve_core.local_cluster import probe, prometheus
 from serve_core.local_cluster.layout import ClusterPlan
 
 log = logging.getLogger("serve_core.local_cluster.targets")
@@ -58,6 +59,7 @@ def refresh_once(state_dir: str, plan: ClusterPlan) -> None:
         status = ray.get(controller.status.remote(), timeout=10)
         groups = prometheus.serve_core_target_groups(list(targets), status)
     prometheus.write_targets(prometheus.targets_file(state_dir, prometheus.SERVE_CORE_JOB), groups)
+    probe.write_recent(state_dir, probe.view())
 
 
 def run_driver(state_dir: str, interval_s: float) -> int:

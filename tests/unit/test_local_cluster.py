@@ -268,3 +268,18 @@ def test_status_doc_places_replicas_and_proxies_on_nodes(tmp_path):
     live["processes"]["w2"] = False
     assert commands.status_doc(s, ray_view, live)["healthy"] is False
     assert commands.status_doc(s, {"error": "no answer"}, {**live, "processes": {p.name: True for p in s.processes}})["healthy"] is False
+
+
+def test_kill_faults_use_the_refreshers_view_only_while_it_is_fresh(tmp_path, monkeypatch):
+    from serve_core.local_cluster import probe
+
+    s = ClusterState(layout.plan("t", 1, layout.LOOPBACK), str(tmp_path), "tok", "pw")
+    assert probe.recent(s) is None  # none written yet
+    probe.write_recent(str(tmp_path), {"nodes": [], "serve": {"applications": {}}, "serve_error": ""})
+    assert probe.recent(s)["serve"] == {"applications": {}}
+    later = probe.time.time() + probe.RECENT_MAX_AGE_S + 1
+    monkeypatch.setattr(probe.time, "time", lambda: later)
+    assert probe.recent(s) is None  # too old: faults ask Ray themselves
+    monkeypatch.undo()
+    probe.write_recent(str(tmp_path), {"nodes": [], "serve": None, "serve_error": "RuntimeError: no controller"})
+    assert probe.recent(s) is None
