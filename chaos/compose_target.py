@@ -279,6 +279,9 @@ class ComposeCluster:
                               f"docker compose -p {self.project} up -d prometheus")
         return f"http://{where}"
 
+    # The runner is a container on the compose network: its load's metrics listen there, for Prometheus.
+    load_metrics_host = "0.0.0.0"
+
     def add_scrape_targets(self, endpoints: list[str]) -> None:
         """Have Prometheus scrape the load generator, when it runs where Prometheus reaches it."""
         directory = os.environ.get("SERVE_CORE_COMPOSE_TARGETS_DIR")

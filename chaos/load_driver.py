@@ -36,6 +36,7 @@ class LoadRequest:
     workers: int
     timeout_s: float
     metrics_port: int | None
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 where Prometheus runs elsewhere (compose)
 
 
 class LoadDriver(Protocol):
@@ -66,7 +67,8 @@ class LocustLoad:
 
         self.run = LoadRun(request.profile, request.targets, route=request.route, method=request.method,
                            payloads=payloads_of(request), out_dir=request.out_dir, workers=request.workers,
-                           timeout_s=request.timeout_s, metrics_port=request.metrics_port or 0)
+                           timeout_s=request.timeout_s, metrics_port=request.metrics_port or 0,
+                           metrics_host=request.metrics_host)
 
     def start(self) -> None:
         self.run.start()

@@ -52,7 +52,11 @@ def parser() -> argparse.ArgumentParser:
                      "late (default 0.05).")
     run.add_argument("--metrics-port", type=int, default=0, help="Prometheus port of worker 0 (worker i: +i); "
                      "0 picks free ports, listed in OUT/prometheus_targets.json.")
-    run.add_argument("--metrics-host", default="127.0.0.1", help="Address of the metrics endpoints.")
+    run.add_argument("--metrics-host", default="127.0.0.1", help="Address of the metrics endpoints "
+                     "(0.0.0.0: every interface, advertised at this machine's address).")
+    run.add_argument("--prometheus-sd", default=None, metavar="FILE",
+                     help="Also write the metrics endpoints to this Prometheus file_sd file (compose: the "
+                     "shared targets volume, so Prometheus scrapes the load generator).")
     run.add_argument("--linger-s", type=float, default=2.0, help="Keep /metrics up this long after the last "
                      "answer (default 2).")
     run.add_argument("--out", type=Path, help="Output folder (default reports/load/run-DATE-TIME).")
@@ -151,6 +155,7 @@ def _run(args: argparse.Namespace) -> int:
         out_dir=out, workers=args.workers, timeout_s=args.timeout_s, max_in_flight=args.max_in_flight,
         late_tolerance_s=args.late_tolerance_s, metrics_port=args.metrics_port, metrics_host=args.metrics_host,
         linger_s=args.linger_s, progress_every_s=args.progress, check_targets=not args.no_check_targets,
+        prometheus_sd=args.prometheus_sd,
     )
     run.start()
     try:

@@ -103,6 +103,7 @@ class LoadRun:
         check_targets: bool = True,
         start_timeout_s: float = 60.0,
         python: str | None = None,
+        prometheus_sd: str | None = None,
     ) -> None:
         bodies = list(payloads) if payloads is not None else ([] if payload is _NO_PAYLOAD else [payload])
         self.spec = make_spec(
@@ -112,6 +113,7 @@ class LoadRun:
             keepalive_idle_s=keepalive_idle_s,
         )
         self.dir = RunDir(Path(out_dir).resolve())
+        self.prometheus_sd = prometheus_sd
         self.progress_every_s = progress_every_s
         self.check_targets = check_targets
         self.start_timeout_s = start_timeout_s
@@ -233,10 +235,14 @@ class LoadRun:
                 raise LoadRunFailed(f"locust shard(s) {missing} not up after {self.start_timeout_s:.0f}s",
                                     str(self.dir.logs), _tail(self.dir.log(self._main_name())))
             time.sleep(0.05)
-        host = "127.0.0.1" if self.spec.metrics_host in ("0.0.0.0", "") else self.spec.metrics_host
+        host = advertised_host(self.spec.metrics_host)
         self.metrics_endpoints = [f"{host}:{ports[i]}" for i in range(self.spec.workers)]
-        self.dir.prometheus_targets.write_text(json.dumps(
-            [{"targets": self.metrics_endpoints, "labels": {"job": "loadgen"}}], indent=1))
+        groups = [{"targets": self.metrics_endpoints, "labels": {"job": "loadgen"}}]
+        self.dir.prometheus_targets.write_text(json.dumps(groups, indent=1))
+        if self.prometheus_sd:  # a Prometheus file_sd file elsewhere (compose: the shared targets volume)
+            tmp = f"{self.prometheus_sd}.tmp"
+            Path(tmp).write_text(json.dumps(groups))
+            os.replace(tmp, self.prometheus_sd)
 
     # -- watch ----------------------------------------------------------------------------
 
@@ -350,6 +356,17 @@ class LoadRun:
     def __exit__(self, *exc: object) -> None:
         if self.running:
             self.stop()
+
+
+def advertised_host(bind: str) -> str:
+    """The address others scrape the metrics at: the bind address, or for 0.0.0.0 this
+    machine's (a container's address on its network), else loopback."""
+    if bind not in ("0.0.0.0", ""):
+        return bind
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
 
 
 def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:

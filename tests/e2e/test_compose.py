@@ -1,10 +1,12 @@
-"""The compose testbed end to end: the images built from local parts (compose/build_local_images.sh),
-Redis, a Ray head (with Prometheus' target refresher), two scaled workers and Prometheus brought up with docker
-compose, and chaos/experiments/compose_smoke.yaml (a replica killed, then the head container
-killed and started again, under 50 requests/s) run by the compose chaos runner against
-``--target compose:PROJECT``; the report's verdict and figures checked; everything torn down
-(`down -v`, and dockerd stopped when this test started it). Grafana and the Locust service are
-behind profiles and not started (no Grafana image here). Asserts counts, never timings; prints
+"""The compose testbed end to end: the images built from local parts (compose/build_local_images.sh);
+Redis, a Ray head (with Prometheus' target refresher), two scaled workers and Prometheus brought up
+with docker compose; chaos/experiments/compose_smoke.yaml (a replica killed, then the head
+container killed and started again, under 50 requests/s) run by the compose chaos runner against
+``--target compose:PROJECT``, its report's verdict and figures checked; then the target's other
+faults (chaos/experiments/compose_faults.yaml: a proxy, the controller, packet loss, a CPU burn,
+a paused worker) and the Locust service (a master and two workers) on the same cluster; and
+everything torn down (`down -v`, and dockerd stopped when this test started it). Grafana is
+behind a profile and not started (no Grafana image here). Asserts counts, never timings; prints
 how long each phase took."""
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import secrets
 import shutil
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -57,6 +60,29 @@ def probe(env: dict[str, str]) -> dict:
              "--address", "10.78.0.10:6379"], env, 90, check=False)
     lines = [line for line in p.stdout.splitlines() if line.startswith("{")]
     return json.loads(lines[-1]) if lines else {"error": p.stderr[-500:]}
+
+
+def prom_value(query: str) -> float | None:
+    """One number from the published Prometheus, or None when the query returns nothing."""
+    url = f"http://127.0.0.1:{PORTS['SERVE_CORE_PROMETHEUS_PORT']}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    with urllib.request.urlopen(url, timeout=10) as r:
+        result = json.load(r)["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+def experiment(compose: list[str], env: dict[str, str], tmp_path, name: str):
+    """Run chaos/experiments/NAME.yaml from the compose chaos runner; (process, journal, summary)."""
+    out = tmp_path / name
+    out.mkdir()
+    p = run([*compose, "run", "--rm", "-T", "-v", f"{out}:/out", "chaos", "python", "-m", "chaos", "run",
+             f"chaos/experiments/{name}.yaml", "--target", f"compose:{PROJECT}", "--out", "/out"],
+            env, 900, check=False)
+    print(p.stdout[-2500:], p.stderr[-1500:], flush=True)
+    runs = [d for d in os.listdir(out) if d.startswith(f"{name}-")]
+    assert len(runs) == 1, (runs, p.stdout[-3000:], p.stderr[-3000:])
+    journal = json.loads((out / runs[0] / "journal.json").read_text())
+    journal["_dir"] = runs[0]
+    return p, journal, json.loads((out / runs[0] / "summary.json").read_text())
 
 
 def container(env: dict[str, str], service: str) -> str:
@@ -129,19 +155,9 @@ def test_compose_cluster_runs_the_smoke_experiment(tmp_path, capsys):
         assert len(published["worker"]) == 2, published
 
         t = time.monotonic()
-        out = tmp_path / "chaos"
-        out.mkdir()
-        p = run([*compose, "run", "--rm", "-T", "-v", f"{out}:/out", "chaos", "python", "-m", "chaos", "run",
-                 "chaos/experiments/compose_smoke.yaml", "--target", f"compose:{PROJECT}", "--out", "/out"],
-                env, 900, check=False)
+        p, journal, summary = experiment(compose, env, tmp_path, "compose_smoke")
         phase("experiment run", t)
-        with capsys.disabled():
-            print(p.stdout[-2500:], p.stderr[-1500:], flush=True)
-        runs = [d for d in os.listdir(out) if d.startswith("compose_smoke-")]
-        assert len(runs) == 1, (runs, p.stdout[-3000:], p.stderr[-3000:])
-        run_dir = out / runs[0]
-        journal = json.loads((run_dir / "journal.json").read_text())
-        summary = json.loads((run_dir / "summary.json").read_text())
+        run_dir = tmp_path / "compose_smoke" / journal["_dir"]
         assert (run_dir / "report.md").exists() and (run_dir / "report.html").exists()
         assert p.returncode == 0, (summary.get("reasons"), p.stdout[-3000:])
         assert summary["verdict"] == "passed"
@@ -158,10 +174,43 @@ def test_compose_cluster_runs_the_smoke_experiment(tmp_path, capsys):
         assert faults[1]["output"]["target"]["node"] == "head" and faults[2]["output"]["target"]["node"] == "head"
         with open(run_dir / "load" / "records.jsonl") as f:
             assert sum(1 for _ in f) == summary["sent"]
-        # Prometheus counted what the client saw.
+        # Prometheus counted what the client saw, and scraped the client itself (its metrics listen on the
+        # compose network; the runner hands their address to Prometheus through the targets volume).
         assert journal["crosscheck"]["availability_ok"] is True, journal["crosscheck"].get("summary")
+        scraped = prom_value('sum(last_over_time(loadgen_requests_total[10m]))')
+        assert scraped is not None and scraped >= 0.95 * summary["sent"], (scraped, summary["sent"])
         # The cluster is whole again: the head came back and rejoined its workers.
         wait_for("three alive Ray nodes and the controller after the run", lambda: cluster_ready(env), 120)
+
+        # The compose target's other faults on the real containers (chaos/experiments/compose_faults.yaml).
+        t = time.monotonic()
+        p, journal, summary = experiment(compose, env, tmp_path, "compose_faults")
+        phase("faults experiment run", t)
+        assert p.returncode == 0 and summary["verdict"] == "passed", (summary.get("reasons"), p.stdout[-3000:])
+        faults = journal["faults"]
+        assert [f["action"] for f in faults] == ["kill-proxy", "kill-controller", "netem", "cpu-burn", "partition"]
+        assert all(f["ok"] for f in faults), [f.get("error") for f in faults]
+        assert summary["sent"] == 30 * 60 and summary["ok"] + summary["failed"] == summary["sent"]
+        assert faults[0]["output"]["detail"]["pid"] > 0 and faults[1]["output"]["detail"]["pid"] > 0  # what was killed
+        wait_for("three alive Ray nodes and the controller after the faults", lambda: cluster_ready(env), 180)
+
+        # Locust in its compose service: a master and two worker processes, open loop, headless.
+        t = time.monotonic()
+        load_out = tmp_path / "load"
+        load_out.mkdir()
+        run([*compose, "--profile", "load", "run", "--rm", "-T", "-v", f"{load_out}:/outload", "loadgen",
+             "python", "-m", "loadgen", "run", "--rate", "20", "--duration", "10", "--workers", "2",
+             "--target", "http://head:8000", "--out", "/outload",  # as the service's own command, shorter:
+             "--metrics-host", "0.0.0.0", "--prometheus-sd", "/sd/prometheus/targets/loadgen.json"], env, 300)
+        phase("Locust service run", t)
+        load = json.loads((load_out / "summary.json").read_text())
+        assert load["scheduled"] == 200 and load["sent"] == 200 and load["ok"] == 200, load
+        assert len(list((load_out / "logs").glob("locust-*.log"))) == 3  # the master and its two workers
+        endpoints = json.loads((load_out / "prometheus_targets.json").read_text())[0]["targets"]
+        assert len(endpoints) == 2 and not any(e.startswith("127.") for e in endpoints), endpoints
+        instances = "|".join(endpoints)
+        scraped = prom_value(f'sum(last_over_time(loadgen_requests_total{{instance=~"{instances}"}}[5m]))')
+        assert scraped is not None and scraped >= 190, scraped  # Prometheus scraped both Locust workers
     finally:
         t = time.monotonic()
         down = run([*compose, "down", "-v", "--remove-orphans"], env, 600, check=False)

@@ -67,7 +67,8 @@ def test_every_ready_experiment_validates_for_both_backends(path, backend):
     # The fault app's experiments run at 100-200 requests/s; the demo's torch pipeline at less, and
     # the compose CI smoke at 50 (containers, Locust and the chaos runner on two shared cores).
     # The production patterns' experiments run lighter apps at 40-60.
-    low = {"demo": 5, "compose_smoke": 50, "rollout_replica_kill": 60, "canary_rollback": 40}.get(exp.name, 100)
+    low = {"demo": 5, "compose_smoke": 50, "compose_faults": 30, "rollout_replica_kill": 60,
+           "canary_rollback": 40}.get(exp.name, 100)
     assert profile.kind == "constant" and low <= profile.rate <= 200
     assert exp.run_s <= (600 if exp.name == "mixed_soak" else 150)
     assert exp.abort, "a ready experiment has abort conditions"

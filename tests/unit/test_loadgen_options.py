@@ -119,3 +119,11 @@ def test_library_side_never_imports_locust_or_gevent():
             "bad = [m for m in ('gevent', 'locust', 'geventhttpclient') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_metrics_on_every_interface_are_advertised_at_this_machines_address():
+    from loadgen.runner import advertised_host
+
+    assert advertised_host("10.1.2.3") == "10.1.2.3"
+    host = advertised_host("0.0.0.0")
+    assert host and host != "0.0.0.0"
