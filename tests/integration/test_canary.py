@@ -3,6 +3,8 @@ that breaks its error SLO (its user_config changed in place) is rolled back, its
 to 0 (also in Prometheus' metric) and every later request goes to the stable version; the
 A/B split is sticky by user and a header forces an arm."""
 
+import time
+
 import requests
 
 import serve_core as serve
@@ -24,10 +26,11 @@ def test_a_healthy_canary_is_promoted(serve_core_app):
     h = serve.run(build_canary({"policy": policy, "name": "healthy"}), name="canary-ok", route_prefix="/canary-ok")
     first = send(h, 60)
     assert 5 < first.count("canary") < 35, first.count("canary")  # about 30%
-    for _ in range(100):
+    for _ in range(100):  # a step lasts step_s of wall time, however fast the answers come
         if h.status.remote().result(timeout_s=10)["state"] == "promoted":
             break
         send(h, 5)
+        time.sleep(0.1)
     st = h.status.remote().result(timeout_s=10)
     assert st["state"] == "promoted" and st["share"] == 1.0, st
     assert set(send(h, 20)) == {"canary"}
