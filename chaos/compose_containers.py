@@ -211,10 +211,11 @@ def netem_command(delay_ms: float = 0.0, jitter_ms: float = 0.0, loss_pct: float
 
 def iptables_loss_script(loss_pct: float) -> str:
     """A shell script dropping ``loss_pct``% of the container's packets in and out (iptables'
-    statistic match, which needs no qdisc), in a chain of its own. Pure."""
-    probability = f"{loss_pct / 100.0:.4f}"
+    statistic match, which needs no qdisc; all of them at 100, a partition), in a chain of its
+    own. Pure."""
+    match = "" if loss_pct >= 100 else f"-m statistic --mode random --probability {loss_pct / 100.0:.4f} "
     return (f"{IPTABLES_CLEAR}; iptables -w 5 -N {CHAIN} && "
-            f"iptables -w 5 -A {CHAIN} -m statistic --mode random --probability {probability} -j DROP && "
+            f"iptables -w 5 -A {CHAIN} {match}-j DROP && "
             f"iptables -w 5 -I INPUT -i {DEVICE} -j {CHAIN} && iptables -w 5 -I OUTPUT -o {DEVICE} -j {CHAIN}")
 
 

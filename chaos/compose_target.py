@@ -13,7 +13,7 @@ every replica's, proxy's and the controller's pid.
 | kill-replica, kill-proxy, kill-controller | ``kill -9 PID`` in the container of the node serve_core reports it on |
 | kill-gcs | the head container killed, started again ``down_for_s`` later (GCS, controller, head proxy) |
 | kill-node | the node's container killed (SIGKILL); restart-node starts it again and waits for Ray |
-| partition | the container paused (frozen: nothing in or out answers) for the duration |
+| partition | every packet in and out dropped (iptables in the container, NET_ADMIN): a cut cable; ``mode: freeze``: the container paused (its kernel still answers TCP) |
 | netem | ``tc qdisc netem`` in the container (NET_ADMIN); without the netem qdisc loss uses iptables |
 | heal | unpaused, qdisc and iptables rules removed |
 | cpu-burn | busy loops exec'ed in the container |
@@ -440,13 +440,21 @@ class ComposeCluster:
 
     def _partition(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
         c = self._node(fault.node)
-        self.docker.pause(c)
+        if fault.args.get("mode") == "freeze":
+            how, undo = "docker pause", lambda: self.docker.unpause(c)
+            self.docker.pause(c)
+        else:
+            how, undo = "iptables drop", lambda: self.docker.exec(c, ["sh", "-c", HEAL_SCRIPT], 30)
+            r = self.docker.exec(c, ["sh", "-c", iptables_loss_script(100.0)], 30)
+            if r.code != 0:
+                raise TargetError(f"cannot cut node {fault.node} off the network", _tail(r.stderr or r.stdout),
+                                  "the node containers need cap_add: [NET_ADMIN] and iptables")
         if fault.duration_s:
             try:
                 self._hold(fault.duration_s)
             finally:
-                self.docker.unpause(c)
-        return {"node": fault.node}, {"container": c.name, "how": "docker pause", "healed": bool(fault.duration_s)}
+                undo()
+        return {"node": fault.node}, {"container": c.name, "how": how, "healed": bool(fault.duration_s)}
 
     def _netem(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
         c = self._node(fault.node)

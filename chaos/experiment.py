@@ -44,7 +44,7 @@ HOLD_ACTIONS = frozenset({"partition", "netem", "cpu-burn"})  # duration_s is ho
 ACTION_ARGS: dict[str, frozenset[str]] = {
     "kill-replica": frozenset(), "kill-proxy": frozenset(), "kill-controller": frozenset(),
     "kill-gcs": frozenset({"down_for_s"}), "kill-node": frozenset(), "restart-node": frozenset(),
-    "partition": frozenset(), "heal": frozenset(), "netem": frozenset({"delay_ms", "jitter_ms", "loss_pct"}),
+    "partition": frozenset({"mode"}), "heal": frozenset(), "netem": frozenset({"delay_ms", "jitter_ms", "loss_pct"}),
     "cpu-burn": frozenset({"cores"}), "deploy": frozenset({"config"}),
 }
 DEFAULT_DOWN_FOR_S = 5.0
@@ -231,6 +231,9 @@ class FaultArgs(_Strict):
     jitter_ms: float | None = Field(None, ge=0, description="netem: delay jitter.")
     loss_pct: float | None = Field(None, ge=0, le=100, description="netem: share of packets dropped.")
     cores: int | None = Field(None, ge=1, description="cpu-burn: cores kept busy.")
+    mode: Literal["cut", "freeze"] | None = Field(
+        None, description="partition: cut (default; every packet in and out dropped, as a cut cable) or freeze "
+                          "(every process of the node stopped; its kernel still answers TCP).")
     config: str | None = Field(None, min_length=1, description="deploy: a serve config YAML applied at that moment "
                                                                "(a rollout, a canary's user_config), as chaos.deploy_config does.")
 

@@ -358,6 +358,8 @@ def fault_args(fault: PlannedFault, backend: str = "serve_core") -> list[str]:
         for flag, key in (("--delay-ms", "delay_ms"), ("--jitter-ms", "jitter_ms"), ("--loss-pct", "loss_pct")):
             if a.get(key):
                 out += [flag, _fmt(a[key])]
+    if fault.action == "partition" and a.get("mode") == "freeze":
+        out += ["--freeze"]
     if fault.action == "cpu-burn" and a.get("cores"):
         out += ["--cores", str(a["cores"])]
     if fault.action in HOLD_ACTIONS and fault.duration_s:

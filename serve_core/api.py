@@ -331,7 +331,11 @@ def status() -> ServeStatus:
     controller = _controller(create=False)
     if controller is None:
         return ServeStatus()
-    raw = _get(controller.status.remote())
+    return status_from_raw(_get(controller.status.remote()))
+
+
+def status_from_raw(raw: dict[str, Any]) -> ServeStatus:
+    """The controller's status answer as ``serve.status()`` gives it."""
     apps = {
         n: ApplicationStatusOverview(
             a["status"], a["message"], a["last_deployed_time_s"], a["route_prefix"],

@@ -57,8 +57,10 @@ def add_fault_commands(sub: argparse._SubParsersAction, common: Callable[[argpar
                    help="seconds from the kill to the relaunch (default 5)")
     node_arg(add("kill-node", "SIGKILL a node's whole process tree (raylet, workers, proxy, replicas)", _kill_node))
     node_arg(add("restart-node", "stop a node if it runs, start it again with its original arguments", _restart_node))
-    p = add("partition", "cut a node off the network (netns mode)", _partition)
+    p = add("partition", "cut a node off the network (netns mode), or --freeze its processes", _partition)
     node_arg(p)
+    p.add_argument("--freeze", action="store_true",
+                   help="stop every process of the node (SIGSTOP) instead: its kernel still answers TCP")
     for_arg(p)
     p = add("netem", "drop a share of a node's packets, or delay them (needs the netem qdisc)", _netem)
     node_arg(p)
@@ -66,7 +68,7 @@ def add_fault_commands(sub: argparse._SubParsersAction, common: Callable[[argpar
     p.add_argument("--jitter-ms", type=float, default=0.0)
     p.add_argument("--loss-pct", type=float, default=0.0)
     for_arg(p)
-    node_arg(add("heal", "undo partition and netem on a node", _heal))
+    node_arg(add("heal", "undo partition (cut or frozen) and netem on a node", _heal))
     p = add("cpu-burn", "keep CPU cores busy on a node for a while", _cpu_burn)
     node_arg(p)
     p.add_argument("--cores", type=int, default=1)
@@ -158,14 +160,18 @@ def _hold_then_heal(state: ClusterState, ns: argparse.Namespace, say: Callable[[
     try:
         time.sleep(ns.for_s)
     finally:  # Ctrl-C heals too
-        network_faults.heal(state, ns.node)
+        _undo(state, ns.node)
     say(f"healed node {ns.node} after {ns.for_s:g}s")
     return True
 
 
 def _partition(state: ClusterState, ns: argparse.Namespace, say: Callable[[str], None]) -> tuple[dict[str, Any], bool]:
-    t = network_faults.partition(state, ns.node)
-    say(f"node {ns.node} ({t['address']}) cut off the network")
+    if ns.freeze:
+        t = {"node": ns.node, "mode": "freeze", "processes": faults.freeze_node(state, ns.node)}
+        say(f"node {ns.node}: {t['processes']} processes stopped")
+    else:
+        t = {**network_faults.partition(state, ns.node), "mode": "cut"}
+        say(f"node {ns.node} ({t['address']}) cut off the network")
     return t, _hold_then_heal(state, ns, say)
 
 
@@ -181,9 +187,17 @@ def _netem(state: ClusterState, ns: argparse.Namespace, say: Callable[[str], Non
 
 
 def _heal(state: ClusterState, ns: argparse.Namespace, say: Callable[[str], None]) -> tuple[dict[str, Any], bool]:
-    t = network_faults.heal(state, ns.node)
+    t = _undo(state, ns.node)
     say(f"healed node {ns.node}")
     return t, True
+
+
+def _undo(state: ClusterState, node: str) -> dict[str, Any]:
+    """Resume a frozen node and, in netns mode, remove its network faults."""
+    thawed = faults.thaw_node(state, node)
+    if not state.plan.node(node).namespace:
+        return {"node": node, "thawed": thawed}
+    return {**network_faults.heal(state, node), "thawed": thawed}
 
 
 def _cpu_burn(state: ClusterState, ns: argparse.Namespace, say: Callable[[str], None]) -> tuple[dict[str, Any], bool]:

@@ -43,17 +43,34 @@ BOOTSTRAP_FILE = "ray_current_cluster"  # where `ray start` records the address 
 def kill_node(state: ClusterState, name: str) -> int:
     """SIGKILL the node's `ray start`, its process group and every descendant; returns how
     many processes were signalled."""
+    targets = _signal_node(state, name, signal.SIGKILL)
+    processes.wait_until(lambda: not any(processes.is_ours(p, t) for p, t in targets.items()), 5.0, 0.05)
+    return len(targets)
+
+
+def freeze_node(state: ClusterState, name: str) -> int:
+    """SIGSTOP every process of the node (a hung machine: its kernel still answers TCP, nothing
+    above it does); returns how many were stopped. thaw_node resumes them."""
+    return len(_signal_node(state, name, signal.SIGSTOP))
+
+
+def thaw_node(state: ClusterState, name: str) -> int:
+    """SIGCONT every process of the node (harmless when none is stopped)."""
+    return len(_signal_node(state, name, signal.SIGCONT))
+
+
+def _signal_node(state: ClusterState, name: str, sig: signal.Signals) -> dict[int, int]:
+    """Send ``sig`` to the node's `ray start`, its process group and every descendant."""
     record = _node_record(state, name)
     leaders = {record.pid: record.start_time}
     children = {c["pid"]: c["start_time"] for c in record.children.values()}
     targets = {p: t for p, t in processes.collect({**children, **leaders}).items() if processes.is_ours(p, t)}
     for pid in targets:
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
-    processes.wait_until(lambda: not any(processes.is_ours(p, t) for p, t in targets.items()), 5.0, 0.05)
-    return len(targets)
+    return targets
 
 
 def restart_node(state: ClusterState, name: str) -> ProcessRecord:

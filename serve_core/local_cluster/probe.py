@@ -20,6 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 RAY_SERVE_PORT = 8000  # Ray Serve's default; the chaos deploy driver keeps it
+RAY_SERVE_CONTROLLER, RAY_SERVE_NAMESPACE = "SERVE_CONTROLLER_ACTOR", "serve"  # where Ray Serve names its controller
 RECENT_FILE = "view.json"  # in the state directory, written by the target refresher
 RECENT_MAX_AGE_S = 5.0  # the refresher writes every 2 s
 
@@ -34,8 +35,9 @@ def probe(address: str) -> dict[str, Any]:
     return view()
 
 
-def view() -> dict[str, Any]:
-    """Ray's nodes and both backends' status, from a driver already connected."""
+def view(raw_nodes: list[dict[str, Any]] | None = None, raw_status: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Ray's nodes and both backends' status, from a driver already connected. A caller that
+    has just fetched ``ray.nodes()`` or the controller's status passes them in."""
     import ray
 
     from serve_core import api, cluster
@@ -47,18 +49,32 @@ def view() -> dict[str, Any]:
             "resources": dict(n.get("Resources") or {}),
             "is_head": "node:__internal_head__" in (n.get("Resources") or {}),
         }
-        for n in ray.nodes()
+        for n in (ray.nodes() if raw_nodes is None else raw_nodes)
     ]
     out: dict[str, Any] = {"nodes": nodes, "serve": None, "serve_error": "", "controller_pid": 0}
     try:
-        out["serve"] = dataclasses.asdict(api.status())
         controller = cluster.get_controller()
         if controller is not None:
+            raw = ray.get(controller.status.remote(), timeout=10) if raw_status is None else raw_status
+            out["serve"] = dataclasses.asdict(api.status_from_raw(raw))
             out["controller_pid"] = ray.get(controller.pid.remote(), timeout=10)
+        else:
+            out["serve"] = dataclasses.asdict(api.ServeStatus())
     except Exception as e:
         out["serve_error"] = f"{type(e).__name__}: {e}"
-    out["ray_serve"] = ray_serve_view()
+    out["ray_serve"] = ray_serve_view() if _ray_serve_runs() else None
     return out
+
+
+def _ray_serve_runs() -> bool:
+    """Whether Ray Serve's controller is alive: one GCS lookup, not the whole actor table."""
+    import ray
+
+    try:
+        ray.get_actor(RAY_SERVE_CONTROLLER, namespace=RAY_SERVE_NAMESPACE)
+    except ValueError:
+        return False
+    return True
 
 
 def ray_serve_view() -> dict[str, Any] | None:

@@ -45,21 +45,23 @@ def refresh_once(state_dir: str, plan: ClusterPlan) -> None:
 
     from serve_core import cluster
 
+    raw_nodes = ray.nodes()
     nodes = [
         {"address": n["NodeManagerAddress"], "metrics_port": n.get("MetricsExportPort", 0), "node_id": n["NodeID"]}
-        for n in ray.nodes() if n.get("Alive")
+        for n in raw_nodes if n.get("Alive")
     ]
     if nodes:
         prometheus.write_targets(prometheus.targets_file(state_dir, prometheus.RAY_JOB),
                                  prometheus.ray_target_groups(plan, nodes))
     controller = cluster.get_controller()
     groups: list[dict[str, Any]] = []
+    status = None
     if controller is not None:
         targets = ray.get(controller.metric_targets.remote(), timeout=10)
         status = ray.get(controller.status.remote(), timeout=10)
         groups = prometheus.serve_core_target_groups(list(targets), status)
     prometheus.write_targets(prometheus.targets_file(state_dir, prometheus.SERVE_CORE_JOB), groups)
-    probe.write_recent(state_dir, probe.view())
+    probe.write_recent(state_dir, probe.view(raw_nodes, status))
 
 
 def run_driver(state_dir: str, interval_s: float) -> int:

@@ -4,7 +4,7 @@ with docker compose; chaos/experiments/compose_smoke.yaml (a replica killed, the
 container killed and started again, under 50 requests/s) run by the compose chaos runner against
 ``--target compose:PROJECT``, its report's verdict and figures checked; then the target's other
 faults (chaos/experiments/compose_faults.yaml: a proxy, the controller, packet loss, a CPU burn,
-a paused worker) and the Locust service (a master and two workers) on the same cluster; and
+a worker cut off, a frozen worker) and the Locust service (a master and two workers) on the same cluster; and
 everything torn down (`down -v`, and dockerd stopped when this test started it). Grafana is
 behind a profile and not started (no Grafana image here). Asserts counts, never timings; prints
 how long each phase took."""
@@ -21,6 +21,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+import yaml
 
 from tests.e2e.conftest import REPO
 
@@ -30,6 +31,16 @@ PORTS = {"SERVE_CORE_HEAD_PROXY_PORT": "18600", "SERVE_CORE_WORKER_PROXY_PORTS":
          "SERVE_CORE_PROMETHEUS_PORT": "19090"}
 SERVICES = ["redis", "head", "worker", "prometheus"]
 FILES = ["-f", "compose/docker-compose.yml", "-f", "compose/docker-compose.local.yml"]
+
+
+def service_command(service: str, overrides: dict[str, str]) -> list[str]:
+    """The compose file's command for ``service``, with the values of some of its flags replaced."""
+    with open(os.path.join(REPO, "compose", "docker-compose.yml")) as f:
+        argv = list(yaml.safe_load(f)["services"][service]["command"])
+    for flag, value in overrides.items():
+        assert flag in argv, (flag, argv)
+        argv[argv.index(flag) + 1] = value
+    return argv
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="dockerd needs root"),
@@ -188,20 +199,20 @@ def test_compose_cluster_runs_the_smoke_experiment(tmp_path, capsys):
         phase("faults experiment run", t)
         assert p.returncode == 0 and summary["verdict"] == "passed", (summary.get("reasons"), p.stdout[-3000:])
         faults = journal["faults"]
-        assert [f["action"] for f in faults] == ["kill-proxy", "kill-controller", "netem", "cpu-burn", "partition"]
+        assert [f["action"] for f in faults] == ["kill-proxy", "kill-controller", "netem", "cpu-burn", "partition", "partition"]
         assert all(f["ok"] for f in faults), [f.get("error") for f in faults]
         assert summary["sent"] == 30 * 60 and summary["ok"] + summary["failed"] == summary["sent"]
         assert faults[0]["output"]["detail"]["pid"] > 0 and faults[1]["output"]["detail"]["pid"] > 0  # what was killed
+        assert [f["output"]["detail"]["how"] for f in faults[4:]] == ["iptables drop", "docker pause"]
         wait_for("three alive Ray nodes and the controller after the faults", lambda: cluster_ready(env), 180)
 
         # Locust in its compose service: a master and two worker processes, open loop, headless.
         t = time.monotonic()
         load_out = tmp_path / "load"
         load_out.mkdir()
-        run([*compose, "--profile", "load", "run", "--rm", "-T", "-v", f"{load_out}:/outload", "loadgen",
-             "python", "-m", "loadgen", "run", "--rate", "20", "--duration", "10", "--workers", "2",
-             "--target", "http://head:8000", "--out", "/outload",  # as the service's own command, shorter:
-             "--metrics-host", "0.0.0.0", "--prometheus-sd", "/sd/prometheus/targets/loadgen.json"], env, 300)
+        command = service_command("loadgen", {"--rate": "20", "--duration": "10", "--out": "/outload"})  # shorter
+        run([*compose, "--profile", "load", "run", "--rm", "-T", "-v", f"{load_out}:/outload", "loadgen", *command],
+            env, 300)
         phase("Locust service run", t)
         load = json.loads((load_out / "summary.json").read_text())
         assert load["scheduled"] == 200 and load["sent"] == 200 and load["ok"] == 200, load

@@ -294,12 +294,34 @@ def test_kill_and_restart_a_worker():
     assert not bad.ok and "no node 'w9'" in (bad.error or "")
 
 
-def test_partition_pauses_for_the_duration_and_heal_unpauses():
+def _scripts(d: FakeDocker, node: str) -> list[str]:
+    return [x[2][2] for x in d.calls if x[0] == "exec" and x[1] == node and x[2][:2] == ["sh", "-c"]]
+
+
+def test_partition_drops_every_packet_for_the_duration_then_heals():
+    d = FakeDocker(DOCS)
+    out = cluster(d).inject(fault("partition", node="w2", duration_s=3.0))
+    assert out.ok and out.output is not None and out.output["detail"]["how"] == "iptables drop"
+    cut, heal = _scripts(d, "w2")
+    assert "-j DROP" in cut and "statistic" not in cut  # all packets, in and out
+    assert "-I INPUT -i eth0" in cut and "-I OUTPUT -o eth0" in cut
+    assert heal == HEAL_SCRIPT
+    assert not [x for x in d.calls if x[0] in ("pause", "unpause")]
+
+
+def test_partition_without_iptables_names_the_fix():
+    d = FakeDocker(DOCS)
+    d.exec = lambda c, argv, timeout_s: ExecResult(3, "", "iptables: not found")  # type: ignore[method-assign]
+    out = cluster(d).inject(fault("partition", node="w2", duration_s=3.0))
+    assert not out.ok and "NET_ADMIN" in (out.error or "") and "iptables: not found" in (out.error or "")
+
+
+def test_partition_freeze_pauses_for_the_duration_and_heal_unpauses():
     d = FakeDocker(DOCS)
     c = cluster(d)
-    assert c.inject(fault("partition", node="w2", duration_s=3.0)).ok
+    assert c.inject(fault("partition", node="w2", args={"mode": "freeze"}, duration_s=3.0)).ok
     assert [x[:2] for x in d.calls if x[0] in ("pause", "unpause")] == [("pause", "w2"), ("unpause", "w2")]
-    assert c.inject(fault("partition", node="w1")).ok  # no duration: left until heal
+    assert c.inject(fault("partition", node="w1", args={"mode": "freeze"})).ok  # no duration: left until heal
     assert d.docs["bbbb2222"]["State"]["Status"] == "paused"
     assert c.inject(fault("heal", node="w1")).ok
     assert d.docs["bbbb2222"]["State"]["Status"] == "running"
@@ -321,5 +343,7 @@ def test_interrupt_ends_a_held_fault_at_once():
     d = FakeDocker(DOCS)
     c = cluster(d)
     c.interrupt()
-    assert c.inject(fault("partition", node="w1", duration_s=3600.0)).ok
+    assert c.inject(fault("partition", node="w1", args={"mode": "freeze"}, duration_s=3600.0)).ok
     assert d.docs["bbbb2222"]["State"]["Status"] == "running"
+    assert c.inject(fault("partition", node="w2", duration_s=3600.0)).ok
+    assert _scripts(d, "w2")[-1] == HEAL_SCRIPT

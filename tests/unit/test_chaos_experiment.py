@@ -261,6 +261,15 @@ def test_arguments_checked_per_action():
     assert e.path == "method[0].args.delay_ms" and "kill-node takes no args" in e.fix and "netem" in e.fix
 
 
+def test_partition_mode_is_cut_or_freeze_and_only_for_partition():
+    e = error_of(base(method=[{"action": "partition", "target": "w1", "args": {"mode": "pause"},
+                               "duration_s": 2, "schedule": {"at_s": 20}}]))
+    assert e.path.startswith("method[0].args.mode") and "cut" in e.fix and "freeze" in e.fix
+    e = error_of(base(method=[{"action": "kill-node", "target": "w1", "args": {"mode": "freeze"},
+                               "schedule": {"at_s": 20}}]))
+    assert e.path == "method[0].args.mode" and "goes with partition" in e.fix
+
+
 def test_netem_needs_loss_or_delay():
     e = error_of(base(method=[{"action": "netem", "target": "w1", "duration_s": 5, "schedule": {"at_s": 20}}]))
     assert e.path == "method[0].args" and "loss_pct" in e.fix

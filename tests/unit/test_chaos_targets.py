@@ -79,6 +79,9 @@ def test_fault_args_per_action():
     assert fault_args(pf("restart-node", node="head")) == ["--node", "head"]
     assert fault_args(pf("partition", node="w1", duration_s=20.0)) == ["--node", "w1", "--for", "20"]
     assert fault_args(pf("partition", node="w1")) == ["--node", "w1"]  # until heal
+    assert fault_args(pf("partition", node="w1", args={"mode": "freeze"}, duration_s=2.0)) == [
+        "--node", "w1", "--freeze", "--for", "2"]
+    assert fault_args(pf("partition", node="w1", args={"mode": "cut"})) == ["--node", "w1"]
     assert fault_args(pf("heal", node="w1")) == ["--node", "w1"]
     assert fault_args(pf("netem", node="w1", args={"loss_pct": 5.0, "delay_ms": 50.0}, duration_s=30.0)) == [
         "--node", "w1", "--delay-ms", "50", "--loss-pct", "5", "--for", "30"]

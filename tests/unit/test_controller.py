@@ -45,17 +45,24 @@ async def until(pred, timeout=5.0):
         await asyncio.sleep(0.01)
 
 
+async def app_status(c, pred, app="app", timeout=5.0):
+    """The app's status once ``pred`` holds for it (checked every 10 ms)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not pred(st := (await c.status())["applications"].get(app, {})):
+        assert asyncio.get_running_loop().time() < deadline, st
+        await asyncio.sleep(0.01)
+    return st
+
+
 async def running(c, app="app"):
-    st = await c.status()
-    return st["applications"].get(app, {}).get("status") == "RUNNING"
+    return await app_status(c, lambda st: st.get("status") == "RUNNING", app)
 
 
 def test_deploy_replace_dead_and_readopt_after_restart(fake):
     async def main():
         c = controller_mod.Controller({"location": "EveryNode"})
         await c.deploy_app("app", "/", "Model", [record("Model", 2)])
-        while not await running(c):
-            await asyncio.sleep(0.01)
+        await running(c)
         assert len(fake.started) == 2
         version, snap = await c.listen(-1, 1)
         assert len(snap["deployments"]["app#Model"]["replicas"]) == 2 and snap["routes"] == {"/": ("app", "app#Model")}
@@ -118,11 +125,9 @@ def test_replicas_started_after_the_last_checkpoint_are_adopted_not_leaked(fake)
         c = controller_mod.Controller({"location": "EveryNode"})
         await c.deploy_app("app", "/", "Model", [record("Model", 1)])
         await until(lambda: len(fake.started) == 1)
-        while not await running(c):
-            await asyncio.sleep(0.01)
+        await running(c)
         await c.deploy_app("app", "/", "Model", [record("Model", 3)])  # the target is written at once
-        while not await running(c):
-            await asyncio.sleep(0.01)
+        await running(c)
         await asyncio.sleep(0.1)
         c._stopping = True
         doc = pickle.loads(fake.kv[CHECKPOINT_KEY])  # as if it died before writing the replicas it added
@@ -151,8 +156,7 @@ def test_replicas_still_starting_when_the_controller_died_are_seen_through_not_r
         await c2.listen(-1, 5)  # re-adoption ends without waiting for the constructors
         assert [r["state"] for r in (await c2.status())["applications"]["app"]["deployments"]["Model"]["replicas"]] == ["STARTING"] * 2
         fake.start_gate.set()
-        while not await running(c2):
-            await asyncio.sleep(0.01)
+        await running(c2)
         assert len(fake.started) == 2  # the same two, nothing started in their place
         c2._stopping = True
 
@@ -166,8 +170,7 @@ def test_a_spare_worker_is_kept_on_the_node_and_asked_for_again_once_an_actor_to
         await asyncio.sleep(0.1)  # the proxy placed there takes the first: asked for again
         asked = len(fake.prestarted)
         await c.deploy_app("app", "/", "Model", [record("Model", 1)])
-        while not await running(c):
-            await asyncio.sleep(0.01)
+        await running(c)
         await until(lambda: len(fake.prestarted) == asked + 1)
         await asyncio.sleep(0.2)
         assert len(fake.prestarted) == asked + 1  # nothing placed since: no more
@@ -243,15 +246,7 @@ def test_a_rollout_whose_replicas_keep_failing_is_rolled_back(fake):
         fake.failing_versions.add(controller_mod.ds.DeploymentTarget(
             dep, bad["def_bytes"], bad["init_bytes"], bad["options"], 2).code_version())
         await c.deploy_app("app", "/", "Model", [bad])
-        st = {}
-        async def rolled_back():
-            nonlocal st
-            st = (await c.status())["applications"]["app"]
-            return st["status"] == "DEPLOY_FAILED"
-        deadline = asyncio.get_running_loop().time() + 5
-        while not await rolled_back():
-            assert asyncio.get_running_loop().time() < deadline, st
-            await asyncio.sleep(0.01)
+        st = await app_status(c, lambda st: st["status"] == "DEPLOY_FAILED")
         assert "rolled back to the previous version" in st["message"] and "bad weights" in st["message"]
         assert c.targets[dep].code_version() == old_version
         # The old replicas served throughout and still do; none of the new version is left.

@@ -3,13 +3,16 @@ Prometheus config and targets, the Ray and Redis command lines, the status docum
 
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
 
 import pytest
 import yaml
 
 from serve_core.errors import ConfigError
-from serve_core.local_cluster import commands, layout, prometheus, ray_nodes, redis
+from serve_core.local_cluster import commands, faults, layout, processes, prometheus, ray_nodes, redis
 from serve_core.local_cluster.errors import LocalClusterError, MissingBinaryError
 from serve_core.local_cluster.processes import require_binary
 from serve_core.local_cluster.state import ClusterState, ProcessRecord, load, write_atomic
@@ -283,3 +286,22 @@ def test_kill_faults_use_the_refreshers_view_only_while_it_is_fresh(tmp_path, mo
     monkeypatch.undo()
     probe.write_recent(str(tmp_path), {"nodes": [], "serve": None, "serve_error": "RuntimeError: no controller"})
     assert probe.recent(s) is None
+
+
+def test_freeze_stops_the_nodes_process_tree_and_thaw_resumes_it(tmp_path):
+    # A stand-in node: a session leader with a child, as `ray start` and its raylet.
+    node = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
+                             "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"],
+                            start_new_session=True)
+    try:
+        assert processes.wait_until(lambda: len(processes.collect({node.pid: 0})) == 2, 10.0, 0.05)
+        tree = processes.collect({node.pid: 0})
+        s = ClusterState(layout.plan("t", 1, layout.LOOPBACK), str(tmp_path), "tok", "pw")
+        s.add(ProcessRecord("worker", "w1", node.pid, processes.start_time(node.pid), ["ray", "start"], "/l"))
+        assert faults.freeze_node(s, "w1") == 2
+        assert processes.wait_until(lambda: all(processes._state(p) == "T" for p in tree), 5.0, 0.05)
+        assert faults.thaw_node(s, "w1") == 2
+        assert processes.wait_until(lambda: all(processes._state(p) in ("S", "R") for p in tree), 5.0, 0.05)
+    finally:
+        os.killpg(node.pid, signal.SIGKILL)
+        node.wait()
