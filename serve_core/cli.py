@@ -12,18 +12,24 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from serve_core import api, cluster, simulator
-from serve_core.config import ApplicationConfig, ServeConfig, parse
 from serve_core.errors import ConfigError, ServeCoreError
 from serve_core.local_cluster.commands import add_cluster_commands
+
+if TYPE_CHECKING:
+    from serve_core import api, simulator
+    from serve_core.config import ApplicationConfig, ServeConfig
+
+# serve_core's API, Ray and the config models are imported where a command needs them: a
+# `cluster fault` command would otherwise spend about 1.5 s importing them.
 
 
 def import_app(import_path: str, args: dict[str, Any] | None = None, field: str = "import_path") -> api.Application:
     """``module:attr`` (or ``module.attr``) to an Application; builders get ``args``."""
+    from serve_core import api
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     module_name, sep, attr = import_path.partition(":")
@@ -47,6 +53,7 @@ def import_app(import_path: str, args: dict[str, Any] | None = None, field: str 
 
 def apply_overrides(app: api.Application, overrides: dict[str, dict[str, Any]], where: str) -> None:
     """Replace options of the named deployments anywhere in the graph."""
+    from serve_core import api
     found: set[str] = set()
 
     def walk(value: Any) -> None:
@@ -71,6 +78,7 @@ def apply_overrides(app: api.Application, overrides: dict[str, dict[str, Any]], 
 
 
 def load_config(path: str) -> ServeConfig:
+    from serve_core.config import ServeConfig, parse
     try:
         with open(path) as f:
             doc = yaml.safe_load(f)
@@ -84,6 +92,7 @@ def load_config(path: str) -> ServeConfig:
 
 
 def deploy_app_config(cfg: ApplicationConfig, index: int) -> None:
+    from serve_core import api
     where = f"applications[{index}]"
     app = import_app(cfg.import_path, cfg.args, f"{where}.import_path")
     apply_overrides(app, {d.name: d.changes() for d in cfg.deployments}, where)
@@ -91,6 +100,7 @@ def deploy_app_config(cfg: ApplicationConfig, index: int) -> None:
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
+    from serve_core import api, cluster
     app = import_app(ns.import_path)
     cluster.connect(ns.address)
     api.start(http_options={"host": ns.host, "port": ns.port})
@@ -108,6 +118,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
 
 def cmd_deploy(ns: argparse.Namespace) -> int:
+    from serve_core import api, cluster
     cfg = load_config(ns.config)
     cluster.connect(ns.address)
     api.start(http_options=cfg.http_options)
@@ -118,6 +129,7 @@ def cmd_deploy(ns: argparse.Namespace) -> int:
 
 
 def cmd_status(ns: argparse.Namespace) -> int:
+    from serve_core import api, cluster
     cluster.connect(ns.address)
     st = api.status()
     doc = {
@@ -138,6 +150,7 @@ def cmd_status(ns: argparse.Namespace) -> int:
 
 
 def cmd_shutdown(ns: argparse.Namespace) -> int:
+    from serve_core import api, cluster
     cluster.connect(ns.address)
     api.shutdown()
     print("serve_core shut down", flush=True)
@@ -239,6 +252,7 @@ def shape_phases(ns: argparse.Namespace) -> list[tuple[float, float]]:
 
 
 def simulation_settings(ns: argparse.Namespace) -> simulator.SimulationSettings:
+    from serve_core import simulator
     doc: dict[str, Any] = {}
     if ns.settings:
         try:
@@ -299,6 +313,7 @@ def format_simulation(res: simulator.SimulationResult, source: str, compute_s: f
 
 
 def cmd_simulate(ns: argparse.Namespace) -> int:
+    from serve_core import simulator
     if not ns.trace and not ns.shape:
         raise ConfigError("--trace/--shape", None, "give a trace file (--trace FILE) or a synthetic shape "
                           "(--shape constant --rate 50 --duration 60)")
@@ -324,7 +339,7 @@ def cmd_simulate(ns: argparse.Namespace) -> int:
 
 
 def cmd_score(ns: argparse.Namespace) -> int:
-    from serve_core import batch_scoring
+    from serve_core import api, batch_scoring, cluster
 
     files = batch_scoring.input_files(ns.input)
     cluster.connect(ns.address)
