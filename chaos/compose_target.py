@@ -440,11 +440,11 @@ class ComposeCluster:
 
     def _partition(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
         c = self._node(fault.node)
-        if fault.args.get("mode") == "freeze":
-            how, undo = "docker pause", lambda: self.docker.unpause(c)
+        freeze = fault.args.get("mode") == "freeze"
+        how = "docker pause" if freeze else "iptables drop"
+        if freeze:
             self.docker.pause(c)
         else:
-            how, undo = "iptables drop", lambda: self.docker.exec(c, ["sh", "-c", HEAL_SCRIPT], 30)
             r = self.docker.exec(c, ["sh", "-c", iptables_loss_script(100.0)], 30)
             if r.code != 0:
                 raise TargetError(f"cannot cut node {fault.node} off the network", _tail(r.stderr or r.stdout),
@@ -453,7 +453,10 @@ class ComposeCluster:
             try:
                 self._hold(fault.duration_s)
             finally:
-                undo()
+                if freeze:
+                    self.docker.unpause(c)
+                else:
+                    self.docker.exec(c, ["sh", "-c", HEAL_SCRIPT], 30)
         return {"node": fault.node}, {"container": c.name, "how": how, "healed": bool(fault.duration_s)}
 
     def _netem(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
