@@ -4,6 +4,10 @@ For each backend, one after another (both listen on port 8000, so never at once)
 start -> deploy a no-op deployment -> warm up -> wrk at 16 connections (req/s)
 -> wrk at 1 connection (p50/p90/p99 latency) -> shutdown -> wait for port 8000 to be free.
 
+``serve_core_tls`` is serve_core with TLS everywhere: HTTPS at the proxy and mutual TLS on
+the direct connections (certificates made by scripts/make_tls_certs.sh), so that the
+cost of TLS is measured against plain serve_core in the same run.
+
 Usage (from the repo root):
     python -m bench.http_bench                       # both backends, 10 s per measurement
     python -m bench.http_bench --backends ray_serve --duration 5
@@ -26,8 +30,10 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import urllib.request
@@ -35,9 +41,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-BACKEND_MODULES = {"ray_serve": "ray.serve", "serve_core": "serve_core"}
+BACKEND_MODULES = {"ray_serve": "ray.serve", "serve_core": "serve_core", "serve_core_tls": "serve_core"}
 HOST, PORT = "127.0.0.1", 8000
 URL = f"http://{HOST}:{PORT}/"
+TLS_DIR = Path(tempfile.gettempdir()) / "serve_core_bench_tls"
 RAY_NUM_CPUS = 8  # logical CPUs given to ray.init, whatever the machine has
 WRK_THREADS_16, WRK_CONNS_16 = 2, 16
 GOAL_RPS_RATIO, PROJECT_GOAL_RPS_RATIO, GOAL_P50_MS = 5.0, 20.0, 0.5
@@ -144,8 +151,8 @@ def cpu_usage(before, after):
             "steal_pct": round(100 * steal / total, 1)}
 
 
-def run_wrk(threads: int, conns: int, duration: int) -> dict:
-    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency", URL]
+def run_wrk(threads: int, conns: int, duration: int, url: str | None = None) -> dict:
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency", url or URL]
     cpu0, ray0 = _cpu_times(), other_ray_clusters()
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
     cpu = cpu_usage(cpu0, _cpu_times())
@@ -216,12 +223,14 @@ def wait_port_free(timeout: float) -> None:
         time.sleep(0.2)
 
 
-def wait_ready(timeout: float) -> None:
+def wait_ready(timeout: float, url: str | None = None) -> None:
     """Poll until GET / answers 200 with body 'ok' (routes may take a moment to appear)."""
+    url = url or URL
+    ctx = ssl.create_default_context(cafile=str(TLS_DIR / "ca.crt")) if url.startswith("https") else None
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(URL, timeout=2) as r:
+            with urllib.request.urlopen(url, timeout=2, context=ctx) as r:
                 body = r.read().decode(errors="replace")
                 if r.status == 200 and body.strip().strip('"') == "ok":
                     return
@@ -229,7 +238,7 @@ def wait_ready(timeout: float) -> None:
         except Exception as e:  # noqa: BLE001 - anything means "not ready yet"
             last = repr(e)
         time.sleep(0.3)
-    raise TimeoutError(f"{URL} not ready after {timeout:.0f}s (last: {last})")
+    raise TimeoutError(f"{url} not ready after {timeout:.0f}s (last: {last})")
 
 
 class PhaseTimeout(Exception):
@@ -263,13 +272,15 @@ def bench_backend(name: str, args, common: dict) -> dict:
         serve = importlib.import_module(BACKEND_MODULES[name])
         res["backend_version"] = getattr(serve, "__version__", None) or getattr(
             sys.modules.get(BACKEND_MODULES[name].split(".")[0]), "__version__", None)
-        log(f"{name}: starting on {HOST}:{PORT}...")
+        options, url = http_options(name)
+        res["url"] = url
+        log(f"{name}: starting on {url}...")
         with time_limit(args.deploy_timeout, f"{name} start+deploy"):
             started = True
-            serve.start(http_options={"host": HOST, "port": PORT})
+            serve.start(http_options=options)
             log(f"{name}: deploying no-op app (max_ongoing_requests={args.max_ongoing})...")
             serve.run(build_app(serve, args.max_ongoing), name="bench", route_prefix="/")
-            wait_ready(args.deploy_timeout)
+            wait_ready(args.deploy_timeout, url)
         ours = listeners()
 
         def check_port(phase):
@@ -280,16 +291,16 @@ def bench_backend(name: str, args, common: dict) -> dict:
                     f"(SO_REUSEPORT: the kernel splits connections between servers); "
                     f"figures discarded. Use an idle machine or --port")
         log(f"{name}: warm-up ({args.warmup}s, {WRK_CONNS_16} connections)...")
-        warm = run_wrk(WRK_THREADS_16, WRK_CONNS_16, args.warmup)
+        warm = run_wrk(WRK_THREADS_16, WRK_CONNS_16, args.warmup, url)
         res["warmup"] = {"rps": warm["rps"], "errors": warm["errors"]}
         check_port("warm-up")
         log(f"{name}: measuring requests/s at {WRK_CONNS_16} connections ({args.duration}s)...")
-        r16 = run_wrk(WRK_THREADS_16, WRK_CONNS_16, args.duration)
+        r16 = run_wrk(WRK_THREADS_16, WRK_CONNS_16, args.duration, url)
         check_port("the 16-connection run")
         log(f"{name}:   {r16['rps']:.1f} req/s, p50 {r16['latency_ms']['p50']:.3f} ms, "
             f"errors {r16['errors']['total']}, cpu {r16['cpu']}")
         log(f"{name}: measuring latency at 1 connection ({args.duration}s)...")
-        r1 = run_wrk(1, 1, args.duration)
+        r1 = run_wrk(1, 1, args.duration, url)
         check_port("the 1-connection run")
         log(f"{name}:   p50 {r1['latency_ms']['p50']:.3f} ms, p90 {r1['latency_ms']['p90']:.3f} ms, "
             f"p99 {r1['latency_ms']['p99']:.3f} ms, errors {r1['errors']['total']}, cpu {r1['cpu']}")
@@ -310,6 +321,18 @@ def bench_backend(name: str, args, common: dict) -> dict:
         if started:
             shut_down(res, name, serve, args.deploy_timeout)
     return res
+
+
+def http_options(name: str) -> tuple[dict, str]:
+    """A backend's http_options and the URL wrk measures."""
+    if name != "serve_core_tls":
+        return {"host": HOST, "port": PORT}, URL
+    subprocess.run(["bash", str(REPO_ROOT / "scripts" / "make_tls_certs.sh"), str(TLS_DIR)],
+                   check=True, capture_output=True)
+    cert, key, ca = (str(TLS_DIR / f) for f in ("node.crt", "node.key", "ca.crt"))
+    options = {"host": HOST, "port": PORT, "ssl_certfile": cert, "ssl_keyfile": key,
+               "data_path": {"tls_certfile": cert, "tls_keyfile": key, "tls_ca_certs": ca}}
+    return options, f"https://{HOST}:{PORT}/"
 
 
 def record_failure(res: dict, name: str, e: BaseException) -> None:
@@ -367,6 +390,11 @@ def compare(results: dict) -> dict:
             "text": (f"p50 @1 conn < {GOAL_P50_MS} ms: MET ({p:.3f} ms)" if met else
                      f"p50 @1 conn < {GOAL_P50_MS} ms: NOT met ({p:.3f} ms; "
                      f"{p - GOAL_P50_MS:.3f} ms / {p / GOAL_P50_MS:.2f}x too slow)")}
+    t = results.get("serve_core_tls", {})
+    cmp["tls"] = None
+    if ok(b) and ok(t) and b["rps_16"] > 0:
+        cmp["tls"] = {"rps_ratio": t["rps_16"] / b["rps_16"], "p50_added_ms": t["p50_ms_1"] - b["p50_ms_1"],
+                      "vs_ray_serve": t["rps_16"] / a["rps_16"] if ok(a) and a["rps_16"] > 0 else None}
     return cmp
 
 
@@ -415,7 +443,17 @@ def render_md(doc: dict) -> str:
               + ("x" if cmp["rps_ratio"] is not None else ""),
               f"- p50 @1 connection ratio (lower is better): {fmt(cmp['p50_ratio'], '.2f')}"
               + ("x" if cmp["p50_ratio"] is not None else ""),
-              "", "## Goals", "", GOAL_LINE, ""]
+              ]
+    tls = cmp.get("tls")
+    if tls:
+        vs = tls["vs_ray_serve"]
+        lines += ["", "## The cost of TLS (serve_core_tls / serve_core)", "",
+                  "HTTPS at the proxy and mutual TLS on the proxy's connection to the replica; every "
+                  "direct connection is authenticated with the cluster secret in both rows.", "",
+                  f"- requests/s: {tls['rps_ratio']:.2f}x of plain serve_core"
+                  + (f" ({vs:.2f}x Ray Serve)" if vs is not None else ""),
+                  f"- p50 @1 connection: {tls['p50_added_ms']:+.3f} ms"]
+    lines += ["", "## Goals", "", GOAL_LINE, ""]
     lines += [f"- {g['text']}" for g in cmp["goals"].values()]
     cpus = [c for r in res.values() for c in (r.get("cpu") or {}).values() if c]
     if any(c["steal_pct"] > 5 for c in cpus):
@@ -441,8 +479,8 @@ def render_md(doc: dict) -> str:
 def main(argv=None) -> int:
     global PORT, URL
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--backends", default="ray_serve,serve_core",
-                    help="comma-separated, run in this order (default: ray_serve,serve_core)")
+    ap.add_argument("--backends", default="ray_serve,serve_core,serve_core_tls",
+                    help="comma-separated, run in this order (default: ray_serve,serve_core,serve_core_tls)")
     ap.add_argument("--duration", type=int, default=None,
                     help="seconds per wrk measurement (default 10; 2 with --smoke)")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up seconds (default 3; 1 with --smoke)")

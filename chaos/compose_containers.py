@@ -1,8 +1,9 @@
 """What the compose target reads and decides, without Docker: the project's containers from
 `docker inspect` (compose's labels name the service and the container number), node names,
 where to reach a port (inside the compose network or through the published port), the status
-document chaos.targets reads, the replica a kill hits, and the network-fault commands. Pure;
-``chaos.compose_target`` does the I/O.
+document chaos.targets reads, the replica a kill hits, and the network-fault scripts (run by a
+short-lived helper container in the node's network namespace). Pure; ``chaos.compose_target``
+does the I/O.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ HEAD_SERVICE, WORKER_SERVICE, PROMETHEUS_SERVICE = "head", "worker", "prometheus
 NETWORK = "serve"  # the compose file's network (docker names it PROJECT_serve)
 DEVICE = "eth0"
 CHAIN = "SC-FAULT"  # as serve_core/local_cluster/network_faults.py
+HELPER_LABEL = "serve-core.net-fault-for"  # on a network-fault helper: the id of the container it acts in
+APPLIED, HEALED = "serve-core: applied", "serve-core: healed"  # what a helper prints when it got there
+HELPER_GRACE_S = 30.0  # a held fault's helper heals on its own this long after the fault should have ended
 
 
 # -- the containers -----------------------------------------------------------------------------
@@ -36,6 +40,7 @@ class Container:
     address: str  # on the project's network; "" when it has none
     published: dict[int, tuple[str, int]] = field(default_factory=dict)  # container port -> (host ip, host port)
     oneoff: bool = False
+    image: str = ""  # the image id it runs (a network-fault helper runs the same image)
 
     @property
     def node(self) -> str | None:
@@ -73,7 +78,8 @@ def container_from_attrs(attrs: dict[str, Any], project: str) -> Container:
     return Container(
         id=str(attrs.get("Id", "")), name=str(attrs.get("Name", "")).lstrip("/"), service=str(labels.get(SERVICE_LABEL, "")),
         number=int(number) if number.isdigit() else 1, status=str((attrs.get("State") or {}).get("Status", "")),
-        address=address, published=published, oneoff=str(labels.get(ONEOFF_LABEL, "False")).lower() == "true")
+        address=address, published=published, oneoff=str(labels.get(ONEOFF_LABEL, "False")).lower() == "true",
+        image=str(attrs.get("Image") or (attrs.get("Config") or {}).get("Image") or ""))
 
 
 def node_containers(containers: list[Container]) -> dict[str, Container]:
@@ -223,3 +229,49 @@ IPTABLES_CLEAR = (f"while iptables -w 5 -D INPUT -i {DEVICE} -j {CHAIN} 2>/dev/n
                   f"while iptables -w 5 -D OUTPUT -o {DEVICE} -j {CHAIN} 2>/dev/null; do :; done; "
                   f"iptables -w 5 -F {CHAIN} 2>/dev/null; iptables -w 5 -X {CHAIN} 2>/dev/null; true")
 HEAL_SCRIPT = f"tc qdisc del dev {DEVICE} root 2>/dev/null; {IPTABLES_CLEAR}"
+
+
+# -- the network-fault helper's scripts ---------------------------------------------------------
+
+
+def netem_apply(delay_ms: float = 0.0, jitter_ms: float = 0.0, loss_pct: float = 0.0) -> str:
+    """The shell commands that put a netem on ``DEVICE`` (delay, jitter, loss) and print ``how=``;
+    where the kernel has no netem qdisc, loss alone falls back to iptables' statistic match and a
+    delay fails (exit 4, tc's error on stderr). Pure."""
+    tc = " ".join(netem_command(delay_ms, jitter_ms, loss_pct))
+    if delay_ms or jitter_ms:
+        fallback = "echo \"no netem qdisc: $(cat /tmp/tc.err)\" >&2; exit 4"
+    else:
+        fallback = f"{{ {iptables_loss_script(loss_pct)}; }} && echo how=iptables statistic"
+    return f"{HEAL_SCRIPT}; if {tc} 2>/tmp/tc.err; then echo how=tc netem; else {fallback}; fi"
+
+
+def cut_apply() -> str:
+    """Every packet in and out of ``DEVICE`` dropped (a cut cable); prints ``how=``. Pure."""
+    return f"{{ {iptables_loss_script(100.0)}; }} && echo how=iptables drop"
+
+
+def helper_script(apply: str, hold_s: float | None) -> str:
+    """What a network-fault helper runs (``sh -c``, as root with NET_ADMIN in the node's network
+    namespace). It applies the fault and prints ``APPLIED``; a failed apply is undone (exit 3; a
+delay without the netem qdisc exits 4 before anything is applied).
+    With ``hold_s`` it stays, heals on SIGTERM (the runner's end of the fault) or on its own
+    ``HELPER_GRACE_S`` after ``hold_s`` (a runner that died leaves no cut behind), and prints
+    ``HEALED``. Without, it exits at once: the fault stays until a ``heal``. Pure."""
+    lines = [f"heal() {{ {HEAL_SCRIPT}; }}",
+             "trap 'heal; echo \"" + HEALED + "\"; exit 0' TERM INT" if hold_s is not None else ":",
+             f"{{ {apply}; }} || {{ heal; exit 3; }}",
+             f'echo "{APPLIED}"']
+    if hold_s is not None:
+        lines += [f"sleep {max(0.0, hold_s) + HELPER_GRACE_S:.0f} & wait $!", "heal", f'echo "{HEALED}"']
+    return "\n".join(lines)
+
+
+def heal_script() -> str:
+    """A helper that removes every network fault of the namespace and exits. Pure."""
+    return f"{HEAL_SCRIPT}\necho \"{HEALED}\""
+
+
+def helper_how(stdout: str) -> str:
+    """The ``how=`` a helper printed ("" when none). Pure."""
+    return next((line[4:].strip() for line in stdout.splitlines() if line.startswith("how=")), "")

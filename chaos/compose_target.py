@@ -13,12 +13,22 @@ every replica's, proxy's and the controller's pid.
 | kill-replica, kill-proxy, kill-controller | ``kill -9 PID`` in the container of the node serve_core reports it on |
 | kill-gcs | the head container killed, started again ``down_for_s`` later (GCS, controller, head proxy) |
 | kill-node | the node's container killed (SIGKILL); restart-node starts it again and waits for Ray |
-| partition | every packet in and out dropped (iptables in the container, NET_ADMIN): a cut cable; ``mode: freeze``: the container paused (its kernel still answers TCP) |
-| netem | ``tc qdisc netem`` in the container (NET_ADMIN); without the netem qdisc loss uses iptables |
+| partition | every packet in and out dropped (iptables): a cut cable; ``mode: freeze``: the container paused (its kernel still answers TCP) |
+| netem | ``tc qdisc netem``; without the netem qdisc loss uses iptables |
 | heal | unpaused, qdisc and iptables rules removed |
 | cpu-burn | busy loops exec'ed in the container |
 
-Addresses: run inside the project's network (the compose ``chaos`` service), proxies and
+The node containers hold no NET_ADMIN. A network fault (partition's cut, netem, heal) runs in a
+short-lived helper container: the node's own image, as root with only NET_ADMIN and NET_RAW, in
+the node's network namespace (``network_mode: container:ID``, `docker run --network
+container:ID --cap-add NET_ADMIN`), nothing else of the node shared. A held fault's helper lives
+for the fault: it heals when the runner stops it (SIGTERM), or by itself shortly after the fault
+should have ended, so a runner that dies leaves no cut behind. A fault without a duration is
+applied by a helper that exits at once and stays until ``heal`` (which also stops any helper
+still running for the node). ``SERVE_CORE_NET_HELPER_IMAGE`` names another image with sh, tc
+and iptables.
+
+Addresses: run inside the project's network (the opt-in compose ``chaos`` service), proxies and
 Prometheus are reached at their container addresses; from the host, at the ports the
 compose file publishes on 127.0.0.1. The selection and parsing logic is pure
 (chaos.compose_containers) and tested without Docker (tests/unit/test_chaos_compose_target.py).
@@ -27,25 +37,32 @@ compose file publishes on 127.0.0.1. The selection and parsing logic is pure
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chaos.compose_containers import (
+    APPLIED,
     HEAD_SERVICE,
-    HEAL_SCRIPT,
+    HELPER_LABEL,
     PROJECT_LABEL,
     PROMETHEUS_SERVICE,
     Container,
     container_from_attrs,
     controller_pid,
+    cut_apply,
     endpoint,
-    iptables_loss_script,
-    netem_command,
+    heal_script,
+    helper_how,
+    helper_script,
+    netem_apply,
     node_containers,
     node_names,
     proxy_on,
@@ -73,8 +90,11 @@ from chaos.targets import (
 PROXY_PORT, PROMETHEUS_PORT, GCS_PORT = 8000, 9090, 6379
 STARTED_MARKER = "Ray runtime started"
 PROBE_TIMEOUT_S = 60.0
+STARTUP_WAIT_S = 240.0  # how long check() waits for a project just brought up (Ray took ~94 s here)
+STARTUP_POLL_S, STARTUP_SAY_EVERY_S = 3.0, 15.0
 KILL_WAIT_S = 10.0
 START_TIMEOUT_S = 120.0
+HELPER_TIMEOUT_S = 60.0  # a network-fault helper applies (or heals) within this, or the fault fails
 BURN = "import time, sys\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end: pass"
 
 
@@ -84,6 +104,16 @@ BURN = "import time, sys\nend = time.monotonic() + float(sys.argv[1])\nwhile tim
 @dataclass
 class ExecResult:
     code: int | None  # None: timed out
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class HelperState:
+    """A network-fault helper container as last seen."""
+
+    running: bool
+    code: int | None  # its exit code once it exited
     stdout: str
     stderr: str
 
@@ -104,6 +134,23 @@ class Docker(Protocol):
     def unpause(self, container: Container) -> None: ...
 
     def logs_since(self, container: Container, since: float) -> str: ...
+
+    def run_helper(self, target: Container, script: str) -> str:
+        """Start a network-fault helper running ``sh -c script`` in ``target``'s network namespace
+        (root, NET_ADMIN); its id."""
+        ...
+
+    def helper_state(self, helper: str) -> HelperState: ...
+
+    def stop_helper(self, helper: str) -> None:
+        """SIGTERM to a helper (a held fault's helper heals and exits); nothing if it has exited."""
+        ...
+
+    def remove_helper(self, helper: str) -> None: ...
+
+    def helpers_of(self, target: Container) -> list[str]:
+        """The helpers (running or exited, not removed) acting in ``target``."""
+        ...
 
 
 class DockerAPI:
@@ -160,6 +207,43 @@ class DockerAPI:
         raw = self.client.containers.get(container.id).logs(since=int(since), stdout=True, stderr=True)
         return bytes(raw).decode(errors="replace")
 
+    def run_helper(self, target: Container, script: str) -> str:
+        image = os.environ.get("SERVE_CORE_NET_HELPER_IMAGE") or target.image
+        if not image:
+            raise TargetError(f"cannot start a network-fault helper for {target.name}", "its image is unknown",
+                              "set SERVE_CORE_NET_HELPER_IMAGE to an image with sh, tc and iptables")
+        helper = self.client.containers.run(
+            image, ["-c", script], entrypoint=["/bin/sh"], detach=True, user="0:0",
+            network_mode=f"container:{target.id}", cap_drop=["ALL"], cap_add=["NET_ADMIN", "NET_RAW"],
+            labels={HELPER_LABEL: target.id}, name=f"{target.name}-netfault-{uuid.uuid4().hex[:8]}")
+        return str(helper.id)
+
+    def helper_state(self, helper: str) -> HelperState:
+        c = self.client.containers.get(helper)
+        state = c.attrs.get("State") or {}
+        running = bool(state.get("Running"))
+        out = bytes(c.logs(stdout=True, stderr=False)).decode(errors="replace")
+        err = bytes(c.logs(stdout=False, stderr=True)).decode(errors="replace")
+        return HelperState(running, None if running else int(state.get("ExitCode", 125)), out, err)
+
+    def stop_helper(self, helper: str) -> None:
+        try:
+            self.client.containers.get(helper).kill(signal="SIGTERM")
+        except Exception as e:  # exited or removed already: fine
+            if not any(w in str(e) for w in ("is not running", "No such container", "Not Found", "404")):
+                raise
+
+    def remove_helper(self, helper: str) -> None:
+        try:
+            self.client.containers.get(helper).remove(force=True)
+        except Exception as e:  # removed already (a heal and the fault's own end race): fine
+            if not any(w in str(e) for w in ("No such container", "Not Found", "404", "already in progress")):
+                raise
+
+    def helpers_of(self, target: Container) -> list[str]:
+        found = self.client.containers.list(all=True, filters={"label": f"{HELPER_LABEL}={target.id}"})
+        return [str(c.id) for c in found]
+
 
 # -- the target ---------------------------------------------------------------------------------
 
@@ -170,8 +254,10 @@ class ComposeCluster:
     def __init__(self, project: str, backend: str = "serve_core", docker: Docker | None = None,
                  get: Callable[[str], int | None] = http_status, sleep: Callable[[float], None] = time.sleep,
                  monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
-                 hostname: str | None = None, wait: Callable[[float], Any] | None = None) -> None:
+                 hostname: str | None = None, wait: Callable[[float], Any] | None = None,
+                 say: Callable[[str], None] = lambda m: print(f"[chaos] {m}", file=sys.stderr, flush=True)) -> None:
         self.project, self.backend = project, backend
+        self.say = say
         self.docker: Docker = docker or DockerAPI()
         self.get, self.sleep, self.monotonic, self.wall = get, sleep, monotonic, wall
         self.hostname = socket.gethostname() if hostname is None else hostname
@@ -216,16 +302,31 @@ class ComposeCluster:
         return status_doc(nodes, view, error)
 
     def check(self) -> Snapshot:
-        doc = self.status()
-        if doc.get("ray_error"):
-            raise TargetError(f"compose project {self.project!r} is up but Ray does not answer", str(doc["ray_error"]),
-                              f"check the head: docker compose -p {self.project} logs head")
-        snap = snapshot_from_status(doc, self.backend)
-        dead = [n.name for n in snap.nodes if not n.alive]
-        if dead:
-            raise TargetError(f"compose project {self.project!r} is not whole", f"node(s) {', '.join(dead)} are down",
-                              f"start them (docker compose -p {self.project} up -d --scale worker=N) before the experiment")
-        return snap
+        """The cluster's snapshot once it answers. A project just brought up (`up -d` returns
+        in seconds; Ray and serve_core take a minute or more) is waited for, with progress,
+        up to STARTUP_WAIT_S; a stopped container fails at once."""
+        started, said = self.monotonic(), -math.inf
+        while True:
+            doc = self.status()
+            snap = None if doc.get("ray_error") else snapshot_from_status(doc, self.backend)
+            stopped = [n for n, c in self.nodes().items() if not c.running]
+            if stopped:
+                raise TargetError(f"compose project {self.project!r} is not whole", f"node(s) {', '.join(stopped)} are down",
+                                  f"start them (docker compose -p {self.project} up -d --scale worker=N) before the experiment")
+            why = str(doc["ray_error"]) if snap is None else ", ".join(
+                f"node {n.name} has not joined Ray" for n in snap.nodes if not n.alive)
+            if not why:
+                return snap  # type: ignore[return-value]  # why is empty only with a snapshot
+            waited = self.monotonic() - started
+            if waited >= STARTUP_WAIT_S:
+                raise TargetError(f"compose project {self.project!r} is up but Ray does not answer",
+                                  f"still not after {STARTUP_WAIT_S:.0f}s: {why}",
+                                  f"check the head: docker compose -p {self.project} logs head")
+            if waited - said >= STARTUP_SAY_EVERY_S:
+                said = waited
+                self.say(f"compose project {self.project!r} is starting ({_tail(why, 120)}); waiting up to "
+                         f"{STARTUP_WAIT_S:.0f}s, {waited:.0f}s so far")
+            self.sleep(STARTUP_POLL_S)
 
     def snapshot(self) -> Snapshot:
         return snapshot_from_status(self.status(), self.backend)
@@ -279,8 +380,14 @@ class ComposeCluster:
                               f"docker compose -p {self.project} up -d prometheus")
         return f"http://{where}"
 
-    # The runner is a container on the compose network: its load's metrics listen there, for Prometheus.
-    load_metrics_host = "0.0.0.0"
+    @property
+    def load_metrics_host(self) -> str:
+        """Where the load generator's metrics listen: in a container on the compose network (the
+        opt-in runner), on its interfaces, for Prometheus; on the host, on loopback only."""
+        try:
+            return "0.0.0.0" if self._inside(self.containers()) else "127.0.0.1"
+        except TargetError:
+            return "127.0.0.1"
 
     def add_scrape_targets(self, endpoints: list[str]) -> None:
         """Have Prometheus scrape the load generator, when it runs where Prometheus reaches it."""
@@ -438,57 +545,87 @@ class ComposeCluster:
         if seconds > 0 and not self._stop.is_set():
             self._wait(seconds)
 
+    # -- network faults, from a helper container in the node's network namespace --
+
+    def _helper_until(self, helper: str, done: Callable[[HelperState], bool], what: str,
+                      c: Container) -> HelperState:
+        """Poll a helper until ``done`` (or it exits); a TargetError (the helper removed) on a timeout."""
+        deadline = self.monotonic() + HELPER_TIMEOUT_S
+        while True:
+            state = self.docker.helper_state(helper)
+            if done(state) or not state.running:
+                return state
+            if self.monotonic() > deadline:
+                self.docker.remove_helper(helper)
+                raise TargetError(f"cannot {what} node {c.node}", f"its network-fault helper did not finish "
+                                  f"within {HELPER_TIMEOUT_S:.0f}s", f"docker logs of {c.name}-netfault-*")
+            self.sleep(0.1)
+
+    def _net_fault(self, c: Container, apply: str, hold_s: float | None, what: str) -> str:
+        """Apply a network fault in ``c``'s namespace through a helper; held for ``hold_s`` (then
+        healed) or left until ``heal``. The ``how=`` the helper printed."""
+        if not c.running:
+            raise TargetError(f"cannot {what} node {c.node}", f"its container is {c.status}",
+                              f"start it first (restart-node {c.node})")
+        helper = self.docker.run_helper(c, helper_script(apply, hold_s))
+        try:
+            state = self._helper_until(helper, lambda s: APPLIED in s.stdout, what, c)
+            if APPLIED not in state.stdout:
+                raise TargetError(f"cannot {what} node {c.node}", _tail(state.stderr or state.stdout)
+                                  or f"its network-fault helper exited with {state.code}",
+                                  "the helper runs the node's image as root with NET_ADMIN: it needs sh, tc "
+                                  "and iptables there (or SERVE_CORE_NET_HELPER_IMAGE naming an image with them)"
+                                  if state.code != 4 else "inject loss only (loss_pct) or run on a kernel with sch_netem")
+            if hold_s is not None:
+                self._hold(hold_s)
+                self.docker.stop_helper(helper)
+                healed = self._helper_until(helper, lambda s: not s.running, "heal", c)
+                if healed.running or healed.code != 0:
+                    raise TargetError(f"node {c.node}'s network fault may not be healed",
+                                      _tail(healed.stderr) or f"its helper exited with {healed.code}",
+                                      f"heal it: a `heal` fault on {c.node}, or restart its container")
+            return helper_how(state.stdout)
+        finally:
+            self.docker.remove_helper(helper)
+
     def _partition(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
         c = self._node(fault.node)
-        freeze = fault.args.get("mode") == "freeze"
-        how = "docker pause" if freeze else "iptables drop"
-        if freeze:
+        if fault.args.get("mode") == "freeze":
             self.docker.pause(c)
-        else:
-            r = self.docker.exec(c, ["sh", "-c", iptables_loss_script(100.0)], 30)
-            if r.code != 0:
-                raise TargetError(f"cannot cut node {fault.node} off the network", _tail(r.stderr or r.stdout),
-                                  "the node containers need cap_add: [NET_ADMIN] and iptables")
-        if fault.duration_s:
-            try:
-                self._hold(fault.duration_s)
-            finally:
-                if freeze:
+            if fault.duration_s:
+                try:
+                    self._hold(fault.duration_s)
+                finally:
                     self.docker.unpause(c)
-                else:
-                    self.docker.exec(c, ["sh", "-c", HEAL_SCRIPT], 30)
+            how = "docker pause"
+        else:
+            how = self._net_fault(c, cut_apply(), fault.duration_s or None, "cut off the network") or "iptables drop"
         return {"node": fault.node}, {"container": c.name, "how": how, "healed": bool(fault.duration_s)}
 
     def _netem(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
         c = self._node(fault.node)
         delay, jitter, loss = (float(fault.args.get(k) or 0.0) for k in ("delay_ms", "jitter_ms", "loss_pct"))
-        self.docker.exec(c, ["sh", "-c", HEAL_SCRIPT], 30)
-        r = self.docker.exec(c, netem_command(delay, jitter, loss), 30)
-        how = "tc netem"
-        if r.code != 0:
-            if delay or jitter:
-                raise TargetError(f"cannot delay node {fault.node}'s packets", f"`tc qdisc ... netem` failed: "
-                                  f"{_tail(r.stderr or r.stdout)} (this kernel has no netem qdisc?)",
-                                  "inject loss only (loss_pct) or run on a kernel with sch_netem")
-            r = self.docker.exec(c, ["sh", "-c", iptables_loss_script(loss)], 30)
-            if r.code != 0:
-                raise TargetError(f"cannot drop node {fault.node}'s packets", _tail(r.stderr or r.stdout),
-                                  "the node containers need cap_add: [NET_ADMIN] and iptables")
-            how = "iptables statistic"
-        if fault.duration_s:
-            try:
-                self._hold(fault.duration_s)
-            finally:
-                self.docker.exec(c, ["sh", "-c", HEAL_SCRIPT], 30)
+        how = self._net_fault(c, netem_apply(delay, jitter, loss), fault.duration_s or None,
+                              "delay or drop the packets of")
         return {"node": fault.node}, {"container": c.name, "how": how, "delay_ms": delay, "loss_pct": loss}
 
     def _heal(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
         c = self._node(fault.node)
         if c.status == "paused":
             self.docker.unpause(c)
+        stopped = self.docker.helpers_of(c)
+        for helper in stopped:  # a held fault's helper heals when stopped
+            self.docker.stop_helper(helper)
         if c.status in ("running", "paused"):
-            self.docker.exec(c, ["sh", "-c", HEAL_SCRIPT], 30)
-        return {"node": fault.node}, {"container": c.name}
+            helper = self.docker.run_helper(c, heal_script())
+            try:
+                self._helper_until(helper, lambda s: not s.running, "heal", c)
+            finally:
+                self.docker.remove_helper(helper)
+        for helper in stopped:
+            self._helper_until(helper, lambda s: not s.running, "heal", c)
+            self.docker.remove_helper(helper)
+        return {"node": fault.node}, {"container": c.name, "helpers_stopped": len(stopped)}
 
     def _cpu_burn(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
         c = self._node(fault.node)

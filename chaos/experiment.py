@@ -48,6 +48,7 @@ ACTION_ARGS: dict[str, frozenset[str]] = {
     "cpu-burn": frozenset({"cores"}), "deploy": frozenset({"config"}),
 }
 DEFAULT_DOWN_FOR_S = 5.0
+MAX_WORKERS = 256  # node names are listed (w1..wN): an unbounded count would exhaust memory validating
 
 
 # -- the document -------------------------------------------------------------------------------
@@ -62,7 +63,7 @@ class EmbeddedTarget(_Strict):
 
     kind: Literal["embedded"] = "embedded"
     name: str = Field("default", description="Cluster name (serve-core cluster up --name).")
-    workers: int = Field(2, ge=1, description="Worker nodes the experiment expects (w1..wN).")
+    workers: int = Field(2, ge=1, le=MAX_WORKERS, description="Worker nodes the experiment expects (w1..wN).")
     state_root: str | None = Field(None, description="State directory root of the cluster (default: serve-core's).")
 
 
@@ -73,7 +74,7 @@ class ComposeTarget(_Strict):
     project: str = Field(..., description="Compose project name (docker compose -p).")
     file: str = Field("compose/docker-compose.yml", description="Compose file (informational: the target finds the "
                                                                  "project's containers by their labels).")
-    workers: int = Field(2, ge=1, description="Worker nodes the experiment expects (w1..wN).")
+    workers: int = Field(2, ge=1, le=MAX_WORKERS, description="Worker nodes the experiment expects (w1..wN).")
 
 
 TargetSpec = Annotated[EmbeddedTarget | ComposeTarget, Field(discriminator="kind")]

@@ -22,6 +22,7 @@ from chaos.errors import ChaosError
 from chaos.journal import JOURNAL_FILE, Event, Journal, RunFinished, RunStarted, to_plain, write_json_atomic
 from chaos.report_html import render_html
 from chaos.run_figures import (
+    NOT_JUDGED,
     SUMMARY_VERSION,
     WINDOWS,
     alerts,
@@ -120,8 +121,11 @@ def _window_table(j: J, records: Sequence[ClientRecord] | None, dec: int) -> lis
     lines = ["| window | span (s) | SLO | objective | Prometheus | client | budget burned | verdict |",
              "|---|---|---|---|---|---|---|---|"]
     for r in window_rows(j, records, dec):
-        verdict = _cell(r.detail) if not r.verdict else _VERDICTS.get(
-            r.verdict, f"**{r.verdict}**: " + textwrap.shorten(_cell(r.detail), 100, placeholder="…"))
+        if r.verdict == NOT_JUDGED:
+            verdict = f"not judged ({_cell(r.detail)})"
+        else:
+            verdict = _cell(r.detail) if not r.verdict else _VERDICTS.get(
+                r.verdict, f"**{r.verdict}**: " + textwrap.shorten(_cell(r.detail), 100, placeholder="…"))
         lines.append(f"| {r.window} | {r.span} | {_cell(r.slo)} | {r.objective} | {r.prometheus} | {r.client} | "
                      f"{r.budget} | {verdict} |")
     return lines

@@ -17,6 +17,7 @@ from typing import Any
 
 from chaos.crosscheck import ClientRecord
 from chaos.run_figures import (
+    NOT_JUDGED,
     alerts,
     decimals,
     fault_at,
@@ -192,8 +193,11 @@ def render_html(j: J, records: Sequence[ClientRecord] | None = None) -> str:
     body.append("<h2>Steady state</h2>")
     rows: list[list[str | tuple[str, str]]] = []
     for r in window_rows(j, records, dec):
-        css, text = _VERDICT_CELL.get(r.verdict, ("fail" if r.verdict else "unknown", f"{r.verdict}: {r.detail}"
-                                                  if r.verdict else r.detail))
+        if r.verdict == NOT_JUDGED:
+            css, text = "unknown", f"not judged ({r.detail})"
+        else:
+            css, text = _VERDICT_CELL.get(r.verdict, ("fail" if r.verdict else "unknown", f"{r.verdict}: {r.detail}"
+                                                      if r.verdict else r.detail))
         rows.append([r.window, r.span, r.slo, r.objective, r.prometheus, r.client, r.budget, (css, text)])
     body.append(_table(["window", "span (s)", "SLO", "objective", "Prometheus", "client", "error budget burned",
                         "verdict"], rows))

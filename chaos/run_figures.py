@@ -212,6 +212,9 @@ def summarize(j: J) -> J:
 # -- table rows ---------------------------------------------------------------------------------
 
 
+NOT_JUDGED = "not_judged"  # a window the experiment does not judge (the warm-up before the faults, say)
+
+
 @dataclass(frozen=True)
 class WindowRow:
     """One SLO in one window, or (``slo`` "-") a window with no results and why in ``detail``."""
@@ -223,7 +226,7 @@ class WindowRow:
     prometheus: str = "-"
     client: str = "-"
     budget: str = "-"  # share of the window's error budget burned
-    verdict: str = ""  # met, violated, no_data, error; "" on a window's own row
+    verdict: str = ""  # met, violated, no_data, error, not_judged; "" on a window's own row
     detail: str = ""
     ok: bool | None = None
 
@@ -248,6 +251,10 @@ def window_rows(j: J, records: Sequence[ClientRecord] | None, dec: int) -> list[
     answered_only = not (backend and backend.latency_counts_failures)  # as the cross-check
     rows: list[WindowRow] = []
     steady, t0 = j.get("steady_state") or {}, load_start(j)
+    hypothesis = (j.get("experiment") or {}).get("steady_state") or {}
+    judge = hypothesis.get("judge") or list(WINDOWS)
+    # The before window gates the faults (the run aborts when it fails) unless require_before is off.
+    counted = [*judge, *(["before"] if hypothesis.get("require_before", True) else [])]
     for w in WINDOWS:
         probe = steady.get(w)
         if not probe:
@@ -266,8 +273,11 @@ def window_rows(j: J, records: Sequence[ClientRecord] | None, dec: int) -> list[
                 client = pct(cf.availability, dec)
             elif cf and r is first_result(j, w, "latency"):
                 client = num(cf.p99_ms, " ms")
+            verdict, detail, ok = str(r.get("verdict")), str(r.get("detail") or ""), r.get("ok")
+            if w not in counted:  # shown for information; neither the verdict nor an abort counts it
+                verdict, detail, ok = NOT_JUDGED, f"would be {verdict.replace('_', ' ')}; the experiment judges {', '.join(judge)}", None
             rows.append(WindowRow(w, sp, str(r.get("name")), objective, value, client, budget_text(budget_burned(r)),
-                                  str(r.get("verdict")), str(r.get("detail") or ""), r.get("ok")))
+                                  verdict, detail, ok))
     return rows
 
 

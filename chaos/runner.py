@@ -415,14 +415,17 @@ class Runner:
         exp, t0 = self.exp, st.t0
         end = st.end if st.end is not None else self.clock.time()
         self.clock.sleep(exp.steady_state.settle_s)
-        fault_times = sorted(i.outcome.started if i.outcome and i.outcome.started else i.launched
-                             for i in st.launched if i.fault.phase == "method")
+        # When each fault acted, and until when (a held fault until its heal; None: still acting).
+        acted = sorted(((i.outcome.started if i.outcome and i.outcome.started else i.launched,
+                         i.outcome.ended if i.outcome else None)
+                        for i in st.launched if i.fault.phase == "method"), key=lambda a: a[0])
         for window in ("during", "after", "whole"):
             a, b = exp.window(window)
             start, stop = t0 + a, min(t0 + b, end)
             if stop - start < 1.0:
                 continue  # the run ended before this window
-            self._probe(st, window, start, stop, [t for t in fault_times if start <= t <= stop])
+            inside = [(t, e) for t, e in acted if start <= t <= stop]
+            self._probe(st, window, start, stop, [t for t, _ in inside], [e for _, e in inside])
         try:
             st.crosscheck = st.probe.crosscheck(t0, end, st.load.records_path if st.load else None)
         except Exception as e:
@@ -463,12 +466,12 @@ class Runner:
                                       opts.series_window_s, series, alerts))
 
     def _probe(self, st: _State, window: str, start: float, end: float,
-               fault_times: list[float]) -> list[dict[str, Any]]:
+               fault_times: list[float], fault_ends: list[float | None] | None = None) -> list[dict[str, Any]]:
         assert st.probe is not None
         slos = [s for s in self.exp.steady_state.slos if not (window in NO_FAULT_WINDOWS and s.kind == "recovery")]
         error = None
         try:
-            results = [dict(r) for r in st.probe.evaluate(slos, start, end, fault_times)]
+            results = [dict(r) for r in st.probe.evaluate(slos, start, end, fault_times, fault_ends or ())]
         except Exception as e:
             results, error = [], f"{type(e).__name__}: {e}"
             st.probe_errors[window] = error

@@ -128,23 +128,32 @@ def recovery_times(points: Sequence[tuple[float, float | None]], fault_times: Se
     ``points`` are ``(time, error ratio or None)`` in time order; None (no request counted in the
     window) counts as unhealthy: a dead proxy counts nothing, and that is not health. For each
     fault, impact is the first unhealthy point at or after it and before the next fault; recovery
-    is the first healthy point after the impact. A fault with no unhealthy point recovers in 0 s.
+    is the healthy point after the last unhealthy one before the next fault (a short blip followed
+    by a long outage recovers when the outage ends, not after the blip). A fault with no
+    unhealthy point recovers in 0 s.
     """
     faults = sorted(fault_times)
     out = []
     for i, f in enumerate(faults):
         nxt = faults[i + 1] if i + 1 < len(faults) else math.inf
-        impact = next((t for t, v in points if f <= t < nxt and not _healthy(v, healthy_error_ratio)), None)
+        mine = [(t, _healthy(v, healthy_error_ratio)) for t, v in points if f <= t < nxt]
+        impact = next((t for t, ok in mine if not ok), None)
         if impact is None:
             out.append(FaultRecovery(f, None, f, 0.0))
             continue
-        back = next((t for t, v in points if t > impact and _healthy(v, healthy_error_ratio)), None)
+        last_bad = max(t for t, ok in mine if not ok)
+        back = next((t for t, v in points if t > last_bad and _healthy(v, healthy_error_ratio)), None)
         out.append(FaultRecovery(f, impact, back, None if back is None else back - f))
     return out
 
 
 def judge_recovery(slo: Recovery, points: Sequence[tuple[float, float | None]], fault_times: Sequence[float],
-                   query: str) -> SLOResult:
+                   query: str, fault_ends: Sequence[float | None] = ()) -> SLOResult:
+    """``fault_ends[i]``: when fault ``i`` stopped acting (a held partition's heal; the fault's
+    own time for a kill). A fault not seen to recover is judged "not recovered" only when the
+    window held a whole error-ratio window (``slo.window_s``) after that end: before then, its
+    ratio still covers the fault, and the run ending then says nothing about recovery (issue 16:
+    a run whose every request was answered was failed for it)."""
     if not fault_times:
         return SLOResult(slo.name, slo.kind, Verdict.NO_DATA, None, slo.max_s, "<=", "s", query,
                          "no fault times given: nothing to recover from")
@@ -153,9 +162,16 @@ def judge_recovery(slo: Recovery, points: Sequence[tuple[float, float | None]], 
                          f"no requests counted{_on(slo.route)} between the first fault and the end of the window")
     recs = recovery_times(points, fault_times, slo.healthy_error_ratio)
     end = points[-1][0] if points else max(fault_times)
+    acted_until = dict(zip(fault_times, fault_ends, strict=True)) if fault_ends else {}
+    unjudged = {r.fault_at for r in recs if r.recovery_s is None
+                and end - (acted_until.get(r.fault_at) or r.fault_at) < slo.window_s}
     parts = []
     for r in recs:
-        if r.recovery_s is None:
+        if r.fault_at in unjudged:
+            until = acted_until.get(r.fault_at) or r.fault_at
+            parts.append(f"fault at {_s(r.fault_at)}: recovery not judged: the window ended {_s(end - until)} s after the "
+                         f"fault stopped acting, less than the error ratio's {duration(slo.window_s)} (lengthen after_s)")
+        elif r.recovery_s is None:
             parts.append(f"fault at {_s(r.fault_at)}: not recovered by {_s(end)} (>= {_s(end - r.fault_at)} s)")
         elif r.impact_at is None:
             parts.append(f"fault at {_s(r.fault_at)}: no visible impact")
@@ -163,10 +179,13 @@ def judge_recovery(slo: Recovery, points: Sequence[tuple[float, float | None]], 
             parts.append(f"fault at {_s(r.fault_at)}: unhealthy from +{_s(r.impact_at - r.fault_at)} s, "
                          f"recovered in {_s(r.recovery_s)} s")
     detail = f"error ratio over {duration(slo.window_s)} <= {slo.healthy_error_ratio} counts as recovered; " + "; ".join(parts)
-    if any(r.recovery_s is None for r in recs):
+    if any(r.recovery_s is None and r.fault_at not in unjudged for r in recs):
         worst = max(end - r.fault_at for r in recs if r.recovery_s is None)
         return SLOResult(slo.name, slo.kind, Verdict.VIOLATED, worst, slo.max_s, "<=", "s", query, detail)
-    worst = max(r.recovery_s for r in recs if r.recovery_s is not None)
+    judged = [r.recovery_s for r in recs if r.recovery_s is not None]
+    if unjudged and not (judged and max(judged) > slo.max_s):
+        return SLOResult(slo.name, slo.kind, Verdict.NO_DATA, None, slo.max_s, "<=", "s", query, detail)
+    worst = max(judged)
     verdict = Verdict.MET if worst <= slo.max_s else Verdict.VIOLATED
     return SLOResult(slo.name, slo.kind, verdict, worst, slo.max_s, "<=", "s", query, detail)
 
@@ -207,7 +226,8 @@ def grid(series: Sequence[Series], start: float, end: float, step: float) -> lis
 # --- against Prometheus -------------------------------------------------------------------
 
 def evaluate(slos: Sequence[SLO], prom: PrometheusAPI, backend: str | Backend, start: float, end: float,
-             fault_times: Sequence[float] = (), *, step_s: float = 1.0) -> list[SLOResult]:
+             fault_times: Sequence[float] = (), *, step_s: float = 1.0,
+             fault_ends: Sequence[float | None] = ()) -> list[SLOResult]:
     """Judge every SLO over ``[start, end]`` (unix seconds) from ``backend``'s metrics in Prometheus.
 
     Call it once Prometheus has scraped past ``end``. A query Prometheus rejects (a bad PromQL SLO)
@@ -234,7 +254,9 @@ def evaluate(slos: Sequence[SLO], prom: PrometheusAPI, backend: str | Backend, s
                 results.append(judge_promql(slo, single_value(prom.query(query, at=end)), query, window))
             else:
                 query = error_ratio_query(b, slo.window_s, slo.route)
+                ends = list(fault_ends) or [None] * len(fault_times)
                 faults = [f for f in fault_times if start <= f <= end]
+                faults_end = [e for f, e in zip(fault_times, ends, strict=True) if start <= f <= end]
                 if fault_times and not faults:
                     results.append(SLOResult(slo.name, slo.kind, Verdict.NO_DATA, None, slo.max_s, "<=", "s", query,
                                              f"every fault time {list(fault_times)} is outside the window [{start}, {end}]"))
@@ -242,7 +264,7 @@ def evaluate(slos: Sequence[SLO], prom: PrometheusAPI, backend: str | Backend, s
                 first = min(faults, default=end)
                 step = max(step_s, (end - first) / _MAX_POINTS)  # Prometheus refuses more than 11,000 points
                 points = grid(prom.query_range(query, first, end, step), first, end, step) if faults else []
-                results.append(judge_recovery(slo, points, faults, query))
+                results.append(judge_recovery(slo, points, faults, query, faults_end if fault_ends else ()))
         except (PrometheusQueryError, ValueError) as e:
             if isinstance(e, SLOError):
                 raise

@@ -14,8 +14,9 @@ from chaos.journal import to_plain
 
 class SteadyStateProbe(Protocol):
     def evaluate(self, slos: Sequence[Any], start: float, end: float,
-                 fault_times: Sequence[float]) -> list[dict[str, Any]]:
-        """SLO results (name, kind, value, ok True/False/None, query, detail) over [start, end]."""
+                 fault_times: Sequence[float], fault_ends: Sequence[float | None] = ()) -> list[dict[str, Any]]:
+        """SLO results (name, kind, value, ok True/False/None, query, detail) over [start, end];
+        ``fault_ends`` (one per fault time, when known) say when each fault stopped acting."""
         ...
 
     def burn_rate(self, objective: float, at: float, window_s: float, route: str | None) -> float | None: ...
@@ -45,10 +46,11 @@ class PrometheusProbe:
         self.prom = Prometheus(prometheus_url)
 
     def evaluate(self, slos: Sequence[Any], start: float, end: float,
-                 fault_times: Sequence[float]) -> list[dict[str, Any]]:
+                 fault_times: Sequence[float], fault_ends: Sequence[float | None] = ()) -> list[dict[str, Any]]:
         from chaos import slo
 
-        results = slo.evaluate(list(slos), self.prom, self.backend, start, end, fault_times=list(fault_times))
+        results = slo.evaluate(list(slos), self.prom, self.backend, start, end, fault_times=list(fault_times),
+                               fault_ends=list(fault_ends))
         return [slo_result_dict(r) for r in results]
 
     def burn_rate(self, objective: float, at: float, window_s: float, route: str | None) -> float | None:

@@ -576,7 +576,10 @@ def deploy_main(argv: list[str] | None = None) -> int:
     else:
         from ray import serve  # type: ignore[no-redef]
 
-        serve.start(http_options={"host": "0.0.0.0", "port": RAY_SERVE_PORT, "location": "EveryNode"})
+        # Ray Serve has one proxy host for every node: a name each node resolves to its own address
+        # (compose: serve-node), or every interface of the node's namespace.
+        host = os.environ.get("SERVE_CORE_RAY_SERVE_HOST") or "0.0.0.0"
+        serve.start(http_options={"host": host, "port": RAY_SERVE_PORT, "location": "EveryNode"})
     serve.run(app, name=ns.name, route_prefix=ns.route_prefix)
     print(f"deployed {ns.import_path} as {ns.name!r} at {ns.route_prefix} with {ns.backend}", flush=True)
     return 0

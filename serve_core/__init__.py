@@ -12,11 +12,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# As ``from ray import serve`` does: apps annotate handlers with ``starlette.requests.Request``
+# after a bare ``import starlette``. Replicas and proxies load it anyway (the data path uses it).
+import starlette.requests  # noqa: F401
+
 _EXPORTS = {
     "Application": "serve_core.api", "Deployment": "serve_core.api", "delete": "serve_core.api",
     "deployment": "serve_core.api", "get_app_handle": "serve_core.api",
     "get_deployment_handle": "serve_core.api", "ingress": "serve_core.api", "run": "serve_core.api",
     "shutdown": "serve_core.api", "start": "serve_core.api", "status": "serve_core.api",
+    "shutdown_async": "serve_core.api", "run_many": "serve_core.api", "RunTarget": "serve_core.api",
+    "get_trace_context": "serve_core.api",
     "batch": "serve_core.batching",
     "AutoscalingConfig": "serve_core.config", "HTTPOptions": "serve_core.config",
     "get_multiplexed_model_id": "serve_core.context", "get_replica_context": "serve_core.context",
@@ -27,7 +33,7 @@ __all__ = [
     "Application", "AutoscalingConfig", "Deployment", "DeploymentHandle", "DeploymentResponse",
     "DeploymentResponseGenerator", "HTTPOptions", "batch", "delete", "deployment", "get_app_handle",
     "get_deployment_handle", "get_multiplexed_model_id", "get_replica_context", "ingress", "multiplexed",
-    "run", "shutdown", "start", "status",
+    "run", "shutdown", "start", "status", "shutdown_async", "run_many", "RunTarget", "get_trace_context",
 ]
 assert sorted(__all__) == sorted(_EXPORTS)
 __version__ = "0.1.0"
@@ -36,13 +42,17 @@ if TYPE_CHECKING:
     from serve_core.api import (
         Application,
         Deployment,
+        RunTarget,
         delete,
         deployment,
         get_app_handle,
         get_deployment_handle,
+        get_trace_context,
         ingress,
         run,
+        run_many,
         shutdown,
+        shutdown_async,
         start,
         status,
     )
@@ -53,7 +63,13 @@ if TYPE_CHECKING:
     from serve_core.multiplex import multiplexed
 
 
+# Submodules reachable as attributes, as ``serve.context`` is after ``from ray import serve``.
+_SUBMODULES = {"handle", "schema", "config", "exceptions", "context", "batching", "multiplex"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"serve_core.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'serve_core' has no attribute {name!r}")

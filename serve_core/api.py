@@ -11,16 +11,18 @@ import hashlib
 import inspect
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
 
 from serve_core import caller, cluster
-from serve_core.config import DeploymentOptions, HTTPOptions, parse, validate_route_prefix
+from serve_core.config import DeploymentOptions, HTTPOptions, ProxyLocation, parse, validate_route_prefix
 from serve_core.errors import ConfigError, DeploymentFailedError, NotFoundError
 from serve_core.handle import DeploymentHandle
+from serve_core.ids import ApplicationStatus, DeploymentStatus
+from serve_core.schema import ApplicationStatusOverview, DeploymentStatusOverview, ServeStatus
 
 log = logging.getLogger("serve_core")
 
@@ -64,9 +66,27 @@ class Deployment:
     def ray_actor_options(self) -> dict[str, Any]:
         return self._options.ray_actor_options
 
-    def options(self, **kwargs: Any) -> Deployment:
-        kwargs.pop("version", None)  # accepted by Ray Serve, meaningless here
+    @property
+    def max_queued_requests(self) -> int:
+        return self._options.max_queued_requests
+
+    @property
+    def backpressure_config(self) -> Any:
+        return self._options.backpressure_config
+
+    @property
+    def autoscaling_config(self) -> Any:
+        return self._options.autoscaling_config
+
+    @property
+    def version(self) -> str | None:
+        return None  # serve_core versions code by its source (see code_hash)
+
+    def options(self, func_or_class: Callable[..., Any] | None = None, **kwargs: Any) -> Deployment:
+        kwargs = _ray_option_names(kwargs)
         merged = {**self._options.model_dump(exclude_unset=True), **kwargs}
+        if func_or_class is not None:
+            return Deployment(func_or_class, parse(DeploymentOptions, merged, f"{self.name}.options"))
         return Deployment(self.func_or_class, parse(DeploymentOptions, merged, f"{self.name}.options"))
 
     def bind(self, *args: Any, **kwargs: Any) -> Application:
@@ -92,7 +112,7 @@ class Application:
 
 def deployment(_func_or_class: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
     """``@serve.deployment`` or ``@serve.deployment(name=..., num_replicas=..., ...)``."""
-    kwargs.pop("version", None)
+    kwargs = _ray_option_names(kwargs)
 
     def wrap(target: Callable[..., Any]) -> Deployment:
         if not (inspect.isclass(target) or inspect.isfunction(target)):
@@ -103,16 +123,68 @@ def deployment(_func_or_class: Callable[..., Any] | None = None, **kwargs: Any) 
     return wrap(_func_or_class) if _func_or_class is not None else wrap
 
 
-def ingress(app: Any) -> Callable[[type], type]:
-    """``@serve.ingress(fastapi_app)``: the ASGI app answers the deployment's HTTP."""
+def _ray_option_names(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Ray Serve's option spellings that map onto serve_core's."""
+    kwargs = dict(kwargs)
+    kwargs.pop("version", None)  # accepted by Ray Serve; serve_core versions code by its source
+    if "logging_config" in kwargs and kwargs.pop("logging_config") is not None:
+        log.info("logging_config is accepted and ignored: replicas log through Python logging")
+    if "max_surge_percent" in kwargs:
+        pct = kwargs.pop("max_surge_percent")
+        if not isinstance(pct, (int, float)) or not 0 < pct <= 100:
+            raise ConfigError("max_surge_percent", pct, "must be a number in (0, 100]")
+        kwargs["max_surge_fraction"] = pct / 100
+    return kwargs
 
-    def wrap(cls: type) -> type:
+
+def _options_signature(first: inspect.Parameter) -> inspect.Signature:
+    """The options ``@serve.deployment`` and ``Deployment.options`` accept, for
+    ``help()`` and the API conformance test (they validate them as DeploymentOptions)."""
+    names = [*DeploymentOptions.model_fields, "version", "logging_config", "max_surge_percent"]
+    kw = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in names]
+    return inspect.Signature([first, *kw])
+
+
+def ingress(app: Any = None) -> Callable[..., type]:
+    """``@serve.ingress(app)``: an ASGI app answers the deployment's HTTP.
+
+    ``app`` is a FastAPI app (its routes may be methods of the class), any other ASGI app,
+    a function that builds one in each replica, or nothing when the class defines
+    ``__serve_build_asgi_app__(self)``. ``serve.ingress(app)()`` without a class makes a
+    deployment class of its own (``serve.deployment(serve.ingress(app)())``).
+    """
+    from serve_core.asgi import IngressApp
+
+    def wrap(cls: type | None = None) -> type:
+        if cls is None:
+
+            class ASGIIngressDeployment:
+                def __init__(self, *args: Any, **kwargs: Any) -> None:
+                    self.args, self.kwargs = args, kwargs
+
+            cls = ASGIIngressDeployment
         if not inspect.isclass(cls):
             raise ConfigError("@serve.ingress", cls, "decorate a class (below @serve.deployment)")
-        cls.__serve_core_ingress__ = app  # type: ignore[attr-defined]
+        if app is None and not hasattr(cls, "__serve_build_asgi_app__"):
+            raise ConfigError(
+                "@serve.ingress()", cls.__name__,
+                "pass the ASGI app (or a function building it), or define __serve_build_asgi_app__(self)",
+            )
+        cls.__serve_core_ingress__ = IngressApp(app)  # type: ignore[attr-defined]
         return cls
 
     return wrap
+
+
+deployment.__signature__ = _options_signature(  # type: ignore[attr-defined]
+    inspect.Parameter("_func_or_class", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None))
+Deployment.options.__signature__ = _options_signature(  # type: ignore[attr-defined]
+    inspect.Parameter("func_or_class", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)).replace(
+    parameters=[
+        inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        *_options_signature(inspect.Parameter("func_or_class", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None))
+        .parameters.values(),
+    ])
 
 
 # -- building an application ------------------------------------------------------------
@@ -204,8 +276,26 @@ def _get(ref: Any, timeout: float | None = None) -> Any:
     return ray.get(ref, timeout=timeout)
 
 
-def start(http_options: dict[str, Any] | HTTPOptions | None = None, proxy_location: str | None = None, **_: Any) -> None:
+def _ignored(where: str, **given: Any) -> None:
+    """Ray Serve options serve_core accepts and does not act on (the README says which)."""
+    for name, value in given.items():
+        if value is not None and value is not False:
+            log.warning("%s(%s=...) is accepted for Ray Serve compatibility and ignored by serve_core", where, name)
+
+
+def start(
+    proxy_location: str | None = None,
+    http_options: dict[str, Any] | HTTPOptions | None = None,
+    grpc_options: Any = None,
+    logging_config: Any = None,
+    **kwargs: Any,
+) -> None:
     """Start the controller and proxies with ``http_options`` (idempotent)."""
+    if grpc_options is not None:
+        raise ConfigError("grpc_options", grpc_options, "serve_core serves HTTP only; drop grpc_options")
+    _ignored("serve.start", logging_config=logging_config, **kwargs)
+    if isinstance(proxy_location, ProxyLocation):
+        proxy_location = proxy_location.value
     if isinstance(http_options, HTTPOptions):
         opts = http_options
     else:
@@ -226,10 +316,14 @@ def run(
     blocking: bool = False,
     name: str = "default",
     route_prefix: str | None = "/",
+    logging_config: Any = None,
+    *,
     timeout_s: float | None = None,
-    **_: Any,
+    **kwargs: Any,
 ) -> DeploymentHandle:
     """Deploy ``target`` as application ``name`` and wait until it is running."""
+    kwargs.pop("_local_testing_mode", None)
+    _ignored("serve.run", logging_config=logging_config, **kwargs)
     if isinstance(target, Deployment):
         raise ConfigError("serve.run target", target.name, "pass an application: call .bind() on the deployment")
     if not isinstance(target, Application):
@@ -247,6 +341,44 @@ def run(
         while True:  # pragma: no cover - interactive
             time.sleep(3600)
     return handle
+
+
+@dataclass
+class RunTarget:
+    """One application of ``serve.run_many``."""
+
+    target: Application
+    name: str = "default"
+    route_prefix: str | None = "/"
+    logging_config: Any = None
+    external_scaler_enabled: bool = False
+
+
+def run_many(
+    targets: Sequence[RunTarget],
+    blocking: bool = False,
+    wait_for_ingress_deployment_creation: bool = True,
+    wait_for_applications_running: bool = True,
+    **kwargs: Any,
+) -> list[DeploymentHandle]:
+    """Deploy several applications, each as ``serve.run`` would; one handle each."""
+    handles = [run(t.target, name=t.name, route_prefix=t.route_prefix, logging_config=t.logging_config) for t in targets]
+    if blocking:
+        while True:  # pragma: no cover - interactive
+            time.sleep(3600)
+    return handles
+
+
+async def shutdown_async() -> None:
+    """``serve.shutdown()`` for async code: runs it off the event loop."""
+    import asyncio
+
+    await asyncio.to_thread(shutdown)
+
+
+def get_trace_context() -> dict[str, str] | None:
+    """Ray Serve's tracing hook; serve_core has no tracing, so there is no context."""
+    return None
 
 
 def wait_running(controller: Any, name: str, timeout_s: float | None = None) -> None:
@@ -303,30 +435,6 @@ def shutdown() -> None:
             time.sleep(0.05)
 
 
-@dataclass
-class DeploymentStatusOverview:
-    status: str
-    message: str = ""
-    replica_states: dict[str, int] = field(default_factory=dict)
-    replicas: list[dict[str, Any]] = field(default_factory=list)
-    target_replicas: int = 0
-
-
-@dataclass
-class ApplicationStatusOverview:
-    status: str
-    message: str = ""
-    last_deployed_time_s: float = 0.0
-    route_prefix: str | None = None
-    deployments: dict[str, DeploymentStatusOverview] = field(default_factory=dict)
-
-
-@dataclass
-class ServeStatus:
-    applications: dict[str, ApplicationStatusOverview] = field(default_factory=dict)
-    proxies: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
 def status() -> ServeStatus:
     controller = _controller(create=False)
     if controller is None:
@@ -338,13 +446,19 @@ def status_from_raw(raw: dict[str, Any]) -> ServeStatus:
     """The controller's status answer as ``serve.status()`` gives it."""
     apps = {
         n: ApplicationStatusOverview(
-            a["status"], a["message"], a["last_deployed_time_s"], a["route_prefix"],
-            {d: DeploymentStatusOverview(v["status"], v["message"], v["replica_states"], v["replicas"], v["target_replicas"])
-             for d, v in a["deployments"].items()},
+            status=ApplicationStatus(a["status"]), message=a["message"],
+            last_deployed_time_s=a["last_deployed_time_s"], route_prefix=a["route_prefix"],
+            deployments={
+                d: DeploymentStatusOverview(
+                    status=DeploymentStatus(v["status"]), message=v["message"], replica_states=v["replica_states"],
+                    replicas=v["replicas"], target_replicas=v["target_replicas"],
+                )
+                for d, v in a["deployments"].items()
+            },
         )
         for n, a in raw["applications"].items()
     }
-    return ServeStatus(apps, raw["proxies"])
+    return ServeStatus(proxies=raw["proxies"], applications=apps)
 
 
 def get_app_handle(name: str) -> DeploymentHandle:

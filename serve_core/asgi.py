@@ -121,6 +121,47 @@ def is_asgi_response(obj: Any) -> bool:
     return isinstance(obj, Response)
 
 
+_takes_request: dict[Any, bool] = {}  # per function: reading a signature costs more than a request
+
+
+def takes_request(handler: Any) -> bool:
+    """Whether an HTTP handler takes the Request (Ray Serve passes it only then)."""
+    key = getattr(handler, "__func__", handler)
+    known = _takes_request.get(key)
+    if known is None:
+        try:
+            known = len(inspect.signature(handler).parameters) > 0
+        except (TypeError, ValueError):  # no signature to read (a builtin): pass it
+            known = True
+        _takes_request[key] = known
+    return known
+
+
+class IngressApp:
+    """What ``@serve.ingress`` leaves on a class: an ASGI app (FastAPI or any other), a
+    function that builds one in the replica, or nothing, when the class's
+    ``__serve_build_asgi_app__`` builds it after the constructor. The replica resolves it
+    once the instance exists and then calls it as the deployment's ASGI app."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.app: Any = None
+
+    def resolve(self, instance: Any) -> Any:
+        if self.source is None:
+            self.app = instance.__serve_build_asgi_app__()
+        elif inspect.isfunction(self.source):
+            self.app = self.source()
+        else:
+            self.app = self.source
+        if self.app is None or not callable(self.app):
+            raise TypeError(f"@serve.ingress: {self.source!r} gave {self.app!r}, which is not an ASGI app")
+        return self.app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
 def _walk_routes(router: Any, prefix: str = "") -> Iterator[tuple[Any, Any, str]]:
     from fastapi.routing import APIRoute, APIWebSocketRoute
 
@@ -142,12 +183,22 @@ def bind_class_routes(app: Any, cls: type, instance: Any) -> None:
     dependency that returns the replica's instance and re-mount the routes so FastAPI
     analyses them again. Routes of other classes sharing the app are dropped.
     """
+    if isinstance(app, IngressApp):
+        built = app.source is None or inspect.isfunction(app.source)
+        app = app.resolve(instance)
+        if built:
+            return  # built in this replica: its routes are its own, none are methods of the class
+    if not hasattr(app, "router") or not hasattr(app, "include_router"):
+        return  # not FastAPI: an ASGI app of its own, with no routes on the class
     from fastapi import APIRouter, Depends
     from starlette.routing import compile_path
 
     def owned_by(route: Any, klass: type) -> bool:
         qual = getattr(route.endpoint, "__qualname__", "")
-        return any(qual.startswith(base.__qualname__ + ".") for base in klass.__mro__ if base is not object)
+        return any(
+            qual.startswith(base.__qualname__ + ".") and "<locals>" not in qual[len(base.__qualname__) + 1:]
+            for base in klass.__mro__ if base is not object
+        )
 
     def current_instance() -> Any:
         return instance

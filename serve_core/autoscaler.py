@@ -53,21 +53,28 @@ class AutoscalerState:
         return self.samples[-1][1] if self.samples else 0.0
 
 
+def replicas_for(demand: float, target: float, cap: int) -> int:
+    """Replicas ``demand`` needs at ``target`` per replica, at most ``cap``. Capped before rounding
+    (a huge ratio would overflow ``math.ceil``), with 1e-9 of slack (21 / 0.7 is 30.000000000000004:
+    30 replicas' worth, not 31)."""
+    return math.ceil(min(demand / target, cap) - 1e-9)
+
+
 def decide(cfg: AutoscalingConfig, current: int, state: AutoscalerState, now: float) -> Decision:
     """Replicas the deployment should have now, given ``current`` (its target so far)."""
     lo, hi = cfg.min_replicas, cfg.max_replicas
     avg, latest = state.average(), state.latest()
-    raw = math.ceil(avg / cfg.target_ongoing_requests - 1e-9) if avg > 0 else 0
+    raw = replicas_for(avg, cfg.target_ongoing_requests, hi) if avg > 0 else 0
     wanted = min(hi, max(lo, raw))
 
     if current == 0:
         if latest > 0:  # someone is waiting: no delay from zero
             state.up_since = state.down_since = None
-            return Decision(max(1, min(hi, math.ceil(latest / cfg.target_ongoing_requests))), "from_zero")
+            return Decision(max(1, replicas_for(latest, cfg.target_ongoing_requests, hi)), "from_zero")
         return Decision(max(lo, 0), "steady")
 
     if latest > 0 and latest >= cfg.panic_threshold * current * cfg.target_ongoing_requests:
-        panic = min(hi, max(current, math.ceil(latest / cfg.target_ongoing_requests)))
+        panic = min(hi, max(current, replicas_for(latest, cfg.target_ongoing_requests, hi)))
         state.panic_until = now + cfg.panic_window_s
         if panic > current:
             state.up_since = state.down_since = None
@@ -79,7 +86,7 @@ def decide(cfg: AutoscalingConfig, current: int, state: AutoscalerState, now: fl
         if now - state.up_since >= cfg.upscale_delay_s:
             state.up_since = None
             step = (wanted - current) * (cfg.upscaling_factor or 1.0)
-            return Decision(min(hi, current + max(1, math.ceil(step))), "scale_up")
+            return Decision(min(hi, current + max(1, math.ceil(min(step, hi)))), "scale_up")  # capped: no overflow
         return Decision(current, "steady")
 
     if wanted < current:
@@ -94,7 +101,7 @@ def decide(cfg: AutoscalingConfig, current: int, state: AutoscalerState, now: fl
         if now - state.down_since >= delay:
             state.down_since = None
             step = (current - wanted) * (cfg.downscaling_factor or 1.0)
-            target = max(wanted, current - max(1, math.floor(step)))
+            target = max(wanted, current - max(1, math.floor(min(step, current))))
             if target == 0 and current > 1:
                 target = 1  # the last replica waits for downscale_to_zero_delay_s
             return Decision(target, "to_zero" if target == 0 else "scale_down")

@@ -14,10 +14,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from serve_core import cluster
+from serve_core import cluster, tls, wire
 from serve_core.ids import DeploymentID
 from serve_core.loop_thread import LoopThread
-from serve_core.router import Router
+from serve_core.router import Link, Router
 
 log = logging.getLogger("serve_core.caller")
 LISTEN_TIMEOUT_S = 30.0
@@ -38,12 +38,16 @@ class CallerContext:
         self._controller: Any = None
         self.caller_id = uuid.uuid4().hex
         self.controller_reachable = False
+        self.secret: bytes | None = None  # read from the cluster before the first snapshot
+        self.link: Link | None = None
+        self._data_path: dict[str, Any] | None = None
 
     def router(self, dep: DeploymentID) -> Router:
         """The router for ``dep``; call on this context's loop."""
         r = self.routers.get(dep)
         if r is None:
             r = self.routers[dep] = Router(dep)
+            r.link = self.link
             r.on_starved = self._wake.set  # report at once: the controller scales from zero
             info = self.snapshot["deployments"].get(dep.key())
             if info is not None:
@@ -83,6 +87,8 @@ class CallerContext:
         controller = None
         while True:
             try:
+                if self.secret is None:
+                    self.secret = await self.loop.run_in_executor(None, cluster.data_path_secret)
                 if controller is None:
                     controller = await self.loop.run_in_executor(None, cluster.get_controller)
                     if controller is None:
@@ -104,6 +110,13 @@ class CallerContext:
                 await asyncio.sleep(0.5)
 
     def apply(self, version: int, snapshot: dict[str, Any]) -> None:
+        data_path = snapshot.get("data_path", {})
+        if data_path != self._data_path and self.secret is not None:
+            self.link = Link(self.secret, data_path.get("max_frame_bytes", wire.DEFAULT_MAX_FRAME),
+                             tls.client_context(data_path))
+            self._data_path = data_path
+            for router in self.routers.values():
+                router.link = self.link
         self.version, self.snapshot = version, snapshot
         for key, info in snapshot["deployments"].items():
             r = self.routers.get(DeploymentID.from_key(key))

@@ -6,8 +6,10 @@ Everything else takes these functions (or a fake of them in unit tests).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import secrets
 import socket
 from typing import Any
 
@@ -196,6 +198,44 @@ def kv_del(key: bytes) -> None:
     from ray.experimental.internal_kv import _internal_kv_del
 
     _internal_kv_del(key, namespace=NAMESPACE)
+
+
+DATA_PATH_SECRET_KEY = b"data_path_secret"
+_secret: bytes | None = None
+
+
+def data_path_secret() -> bytes:
+    """The key every direct connection is authenticated with (see handshake.py).
+
+    Derived from Ray's auth token where token auth is on, so that it is exactly as secret
+    as the token and survives a GCS restart without Redis; otherwise made on first use
+    and kept in the GCS key-value store, readable by whoever may use the cluster anyway.
+    """
+    global _secret
+    if _secret is None:
+        token = _ray_auth_token()
+        if token:
+            _secret = hashlib.sha256(b"serve_core data path v1\0" + token.encode()).digest()
+        else:
+            from ray.experimental.internal_kv import _internal_kv_put
+
+            _internal_kv_put(DATA_PATH_SECRET_KEY, secrets.token_bytes(32), overwrite=False, namespace=NAMESPACE)
+            stored = kv_get(DATA_PATH_SECRET_KEY)
+            if not stored:
+                raise ClusterUnavailableError("GCS", "the data path secret could not be stored in the GCS key-value store")
+            _secret = stored
+    return _secret
+
+
+def _ray_auth_token() -> str:
+    try:
+        from ray._private.authentication.authentication_utils import is_token_auth_enabled
+        from ray._raylet import AuthenticationTokenLoader  # type: ignore[attr-defined]
+    except ImportError:  # a Ray without token auth
+        return ""
+    if not is_token_auth_enabled():
+        return ""
+    return str(AuthenticationTokenLoader.instance().get_raw_token() or "")
 
 
 def is_actor_death(e: BaseException) -> bool:

@@ -6,6 +6,7 @@ pydantic error into a ConfigError that names the field, the value and the fix.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -63,6 +64,26 @@ class AutoscalingConfig(_Strict):
         return self
 
 
+class BackpressureConfig(_Strict):
+    """``backpressure_config=``: the HTTP answer to a request shed because the caller's queue
+    is at ``max_queued_requests`` (Ray Serve's names). A request refused because the
+    deployment has no replica is always a 503."""
+
+    status_code: Literal[503, 429] = Field(503, description="503 (default) or 429 for a shed request.")
+    retry_after_s: float | None = Field(
+        None, ge=0, allow_inf_nan=False,
+        description="Retry-After header of a shed request, rounded up to whole seconds (serve_core sends 1 when unset).",
+    )
+
+
+class ProxyLocation(StrEnum):
+    """Where proxies run (``serve.start(proxy_location=...)``); Ray Serve's values."""
+
+    Disabled = "Disabled"
+    HeadOnly = "HeadOnly"
+    EveryNode = "EveryNode"
+
+
 class DeploymentOptions(_Strict):
     """Options of ``@serve.deployment`` and ``Deployment.options``."""
 
@@ -77,6 +98,8 @@ class DeploymentOptions(_Strict):
     graceful_shutdown_wait_loop_s: float = Field(2.0, gt=0, description="Poll period while draining.")
     graceful_shutdown_timeout_s: float = Field(20.0, ge=0, description="Longest drain before a replica is killed.")
     autoscaling_config: AutoscalingConfig | None = Field(None, description="Enables autoscaling.")
+    backpressure_config: BackpressureConfig | None = Field(
+        None, description="Status code (503 or 429) and Retry-After of requests shed at max_queued_requests.")
     idempotent: bool = Field(False, description="Retry requests whose replica died after accepting them.")
     max_surge_fraction: float = Field(
         0.2, gt=0, le=1,
@@ -129,6 +152,41 @@ class DeploymentOptions(_Strict):
         return opts
 
 
+class DataPathOptions(_Strict):
+    """``http_options.data_path``: the direct connections between callers and replicas.
+
+    Every connection is authenticated with the cluster secret whatever these say; TLS
+    adds encryption (and a second proof of membership) on top.
+    """
+
+    max_frame_bytes: int | None = Field(
+        None, gt=1024,
+        description="Largest request or reply either end of a direct connection accepts; a peer that "
+        "declares more is cut off. Default: max_body_bytes plus 1 MiB of headroom.",
+    )
+    tls_certfile: str | None = Field(None, description="This node's certificate (PEM), at the same path on every node.")
+    tls_keyfile: str | None = Field(None, description="Its private key (PEM).")
+    tls_ca_certs: str | None = Field(None, description="The cluster CA (PEM) that signed every node's certificate.")
+
+    @model_validator(mode="after")
+    def _tls_all_or_none(self) -> DataPathOptions:
+        given = [n for n in ("tls_certfile", "tls_keyfile", "tls_ca_certs") if getattr(self, n)]
+        if given and len(given) != 3:
+            missing = sorted({"tls_certfile", "tls_keyfile", "tls_ca_certs"} - set(given))
+            raise ValueError(f"TLS needs tls_certfile, tls_keyfile and tls_ca_certs together; missing {missing}")
+        return self
+
+
+def data_path_settings(http_options: dict[str, Any]) -> dict[str, Any]:
+    """What replicas and callers need of ``http_options`` (a model_dump), defaults resolved."""
+    dp = dict(http_options.get("data_path") or {})
+    if not dp.get("max_frame_bytes"):
+        dp["max_frame_bytes"] = int(http_options.get("max_body_bytes", 10 * 1024 * 1024)) + 1024 * 1024
+    dp["debug_errors"] = bool(http_options.get("debug_errors", False))
+    dp["metrics_host"] = http_options.get("metrics_host")
+    return dp
+
+
 class HTTPOptions(_Strict):
     """``serve.start(http_options=...)``: where and how proxies listen."""
 
@@ -141,11 +199,70 @@ class HTTPOptions(_Strict):
         description="Idle keep-alive connections close after this; longer than clients' own idle expiry "
         "(often 5 s) so a client never reuses a connection the proxy is closing.",
     )
-    body_read_timeout_s: float = Field(30.0, gt=0, description="A client slower than this sending its body gets 408.")
-    header_timeout_s: float = Field(10.0, gt=0, description="A client slower than this sending its headers gets 408 and is closed.")
-    max_header_bytes: int = Field(64 * 1024, gt=0, description="Requests with more header bytes get 431.")
+    body_read_timeout_s: float = Field(
+        30.0, gt=0,
+        description="One deadline for the whole request: its head and all of its body must arrive within this many "
+        "seconds of its first byte (a connection's first request: of the connection's start), however the bytes are "
+        "spread out; otherwise 408 and the connection is closed.",
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0,
+        description="A tighter deadline for the head alone: the request line and headers must arrive within this many "
+        "seconds of the request's first byte (or of the connection's start); otherwise 408 and the connection is "
+        "closed. At most body_read_timeout_s.",
+    )
+    max_header_bytes: int = Field(
+        64 * 1024, gt=0,
+        description="Bytes the request line and headers may take, counted as they arrive (a header still being sent "
+        "counts); more gets 431 and the connection is closed.",
+    )
+    max_connections: int = Field(
+        10_000, ge=1,
+        description="Open client connections one proxy holds; a connection beyond them gets 503 and is closed before "
+        "its request is read. The proxy raises its open-file limit (RLIMIT_NOFILE) toward this.",
+    )
+    debug_errors: bool = Field(
+        False,
+        description="Send internal error detail (tracebacks, nested calls' errors) to HTTP clients. Off: a client gets "
+        "the error type, a one-line message and the request id, and the detail goes to the proxy's or replica's log "
+        "under that id.",
+    )
+    expose_routes: bool = Field(
+        True,
+        description="Serve GET /-/routes and list the routes in 404 bodies (Ray Serve serves /-/routes too). Turn off "
+        "on a proxy that faces untrusted clients to keep the route table private.",
+    )
+    expose_metrics: bool = Field(
+        True,
+        description="Serve Prometheus metrics at /-/metrics on the proxy's port. Each process's metrics port serves "
+        "them as well (see metrics_host); turn this off on a proxy that faces untrusted clients.",
+    )
+    metrics_host: str | None = Field(
+        None,
+        description="Address the metrics listeners of proxies and replicas bind. None: a proxy's host (127.0.0.1 when "
+        "that is 0.0.0.0 or ::), a replica's node address.",
+    )
+    ssl_keyfile: str | None = Field(None, description="Proxy TLS: private key (PEM) at this path on every proxy node.")
+    ssl_certfile: str | None = Field(None, description="Proxy TLS: certificate chain (PEM); with ssl_keyfile, proxies serve HTTPS only.")
+    ssl_keyfile_password: str | None = Field(None, description="Proxy TLS: password of an encrypted ssl_keyfile.")
+    ssl_ca_certs: str | None = Field(None, description="Proxy TLS: CA bundle (PEM) loaded for client certificates, as uvicorn's ssl_ca_certs.")
     location: Literal["EveryNode", "HeadOnly", "Disabled"] = Field("EveryNode", description="Where proxies run.")
     root_path: str = Field("", description="Prefix stripped behind a reverse proxy.")
+    data_path: DataPathOptions = Field(
+        default_factory=DataPathOptions, description="Direct connections between callers and replicas: frame cap, TLS.")
+
+    @model_validator(mode="after")
+    def _limits_and_tls(self) -> HTTPOptions:
+        if self.header_timeout_s > self.body_read_timeout_s:
+            raise ValueError(
+                f"header_timeout_s={self.header_timeout_s} is above body_read_timeout_s={self.body_read_timeout_s} "
+                "(the deadline for head and body together); lower header_timeout_s or raise body_read_timeout_s"
+            )
+        if bool(self.ssl_keyfile) != bool(self.ssl_certfile):
+            raise ValueError("proxy TLS needs ssl_certfile and ssl_keyfile together; set both or neither")
+        if (self.ssl_keyfile_password or self.ssl_ca_certs) and not self.ssl_certfile:
+            raise ValueError("ssl_keyfile_password and ssl_ca_certs apply only with ssl_certfile and ssl_keyfile; set those")
+        return self
 
 
 class DeploymentOverride(BaseModel):
@@ -163,6 +280,7 @@ class DeploymentOverride(BaseModel):
     graceful_shutdown_wait_loop_s: float | None = Field(None, gt=0)
     graceful_shutdown_timeout_s: float | None = Field(None, ge=0)
     autoscaling_config: AutoscalingConfig | None = None
+    backpressure_config: BackpressureConfig | None = None
     idempotent: bool | None = None
     max_surge_fraction: float | None = Field(None, gt=0, le=1)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from serve_core import autoscaler, cluster, metrics, warm_spares
 from serve_core import deployment_state as ds
+from serve_core.config import data_path_settings
 from serve_core.ids import (
     CHECKPOINT_KEY,
     ApplicationStatus,
@@ -79,7 +80,7 @@ class Controller:
         self.demand: dict[str, tuple[float, dict[str, int]]] = {}  # caller -> (when, demand per deployment)
         self.autoscalers: dict[DeploymentID, autoscaler.AutoscalerState] = {}
         self.started_at = time.monotonic()
-        self.metrics_port = metrics.serve_metrics(cluster.node_ip())
+        self.metrics_port = metrics.serve_metrics(self.http_options.get("metrics_host") or cluster.node_ip())
         adoptions = self._restore()
         loop = asyncio.get_event_loop()
         loop.create_task(self._finish_restore(adoptions))
@@ -291,6 +292,7 @@ class Controller:
             "init_bytes": target.init_bytes, "max_ongoing": opts.max_ongoing_requests,
             "user_config": opts.user_config,
             "version": target.code_version(), "config_version": target.config_version(),
+            "data_path": data_path_settings(self.http_options),
         }
         rec = ds.ReplicaRecord(rid, f"{REPLICA_PREFIX}{dep.key()}:{rid}", target.code_version(), target.config_version())
         rec.started_at = time.time()
@@ -542,13 +544,14 @@ class Controller:
             deployments[dep.key()] = {
                 "replicas": [r.addr for r in recs], "dead": sorted(dead), "max_ongoing": opts.max_ongoing_requests,
                 "max_queued": opts.max_queued_requests, "idempotent": opts.idempotent,
+                "backpressure": opts.backpressure_config.model_dump() if opts.backpressure_config else None,
                 "models": {r.replica_id: list(r.model_ids) for r in recs if r.model_ids},
             }
         routes = {
             a.route_prefix: (a.name, DeploymentID(a.name, a.ingress).key())
             for a in self.apps.values() if a.route_prefix is not None and not a.deleting
         }
-        return {"deployments": deployments, "routes": routes}
+        return {"deployments": deployments, "routes": routes, "data_path": data_path_settings(self.http_options)}
 
     async def get_http_options(self) -> dict[str, Any]:
         return self.http_options

@@ -146,3 +146,30 @@ class ClusterUnavailableError(ServeCoreError, ConnectionError):
             "`ray start --head` or pass --address; a cluster with token authentication "
             "(Ray's default) also needs RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN)"
         )
+
+
+class FrameTooLargeError(ServeCoreError):
+    """A request or reply is larger than the direct connections accept."""
+
+    http_status = 413
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(size, limit)
+        self.size, self.limit = size, limit
+
+    def __str__(self) -> str:
+        return (
+            f"a message of {self.size} bytes is over the data path's max_frame_bytes={self.limit}; "
+            "send less (stream a large response), or raise http_options.data_path.max_frame_bytes"
+        )
+
+
+def client_message(e: BaseException, debug: bool = False, limit: int = 300) -> str:
+    """What an HTTP client is told of ``e``: everything when ``debug``; otherwise its first
+    line, cut to ``limit`` characters. ``str(UserCodeError)`` carries the traceback of the
+    failed call (nested calls' too): that belongs in the log, under the request id."""
+    text = str(e)
+    if debug:
+        return text
+    line = text.strip().split("\n", 1)[0].strip()
+    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -15,8 +15,14 @@ from typing import Any
 
 from serve_core import caller, wire
 from serve_core.errors import ReplicaDiedError, RequestTimeoutError, ServeCoreError
+from serve_core.exceptions import RayServeException, RequestCancelledError
 from serve_core.ids import DeploymentID
 from serve_core.router import LOST, TERMINAL, Router
+
+__all__ = [
+    "DeploymentHandle", "DeploymentResponse", "DeploymentResponseGenerator", "RayServeException",
+    "RequestCancelledError",
+]
 
 _OPTION_NAMES = ("method_name", "stream", "multiplexed_model_id", "idempotent")
 
@@ -45,12 +51,33 @@ class DeploymentHandle:
     def deployment_id(self) -> DeploymentID:
         return DeploymentID(self.app_name, self.deployment_name)
 
-    def options(self, **kwargs: Any) -> DeploymentHandle:
+    def options(
+        self,
+        *,
+        method_name: str | None = None,
+        multiplexed_model_id: str | None = None,
+        stream: bool | None = None,
+        idempotent: bool | None = None,
+        **kwargs: Any,
+    ) -> DeploymentHandle:
+        """A copy with some call options changed (the others as they were)."""
         kwargs.pop("use_new_handle_api", None)
-        unknown = set(kwargs) - set(_OPTION_NAMES)
-        if unknown:
-            raise TypeError(f"unknown handle options {sorted(unknown)}; known: {list(_OPTION_NAMES)}")
-        return DeploymentHandle(self.deployment_name, self.app_name, **{**self._opts, **kwargs})
+        if kwargs:
+            raise TypeError(f"unknown handle options {sorted(kwargs)}; known: {list(_OPTION_NAMES)}")
+        given = {"method_name": method_name, "multiplexed_model_id": multiplexed_model_id,
+                 "stream": stream, "idempotent": idempotent}
+        changes = {k: v for k, v in given.items() if v is not None}
+        return DeploymentHandle(self.deployment_name, self.app_name, **{**self._opts, **changes})
+
+    def is_initialized(self) -> bool:
+        """Always true: a serve_core handle connects on its first call, nothing to set up."""
+        return True
+
+    def shutdown(self) -> None:
+        """Nothing to release: connections belong to the process's caller, shared by handles."""
+
+    async def shutdown_async(self) -> None:
+        """Nothing to release (see ``shutdown``)."""
 
     def __getattr__(self, name: str) -> DeploymentHandle:
         if name.startswith("_"):
@@ -130,6 +157,7 @@ class DeploymentResponse:
     def __init__(self, call: _Call) -> None:
         self._call = call
         ctx = call.ctx
+        self._cancelled = False
         self._task: asyncio.Future[Any] | concurrent.futures.Future[Any]
         if _on_loop(ctx):
             self._task = ctx.loop.create_task(call.unary())
@@ -137,9 +165,28 @@ class DeploymentResponse:
             self._task = asyncio.run_coroutine_threadsafe(call.unary(), ctx.loop)
 
     def __await__(self) -> Any:
-        if isinstance(self._task, asyncio.Future):
-            return self._task.__await__()
-        return asyncio.wrap_future(self._task).__await__()
+        fut = self._task if isinstance(self._task, asyncio.Future) else asyncio.wrap_future(self._task)
+        try:
+            return (yield from fut.__await__())
+        except asyncio.CancelledError:
+            if self._cancelled:  # cancelled by .cancel(), not the awaiting task being cancelled
+                raise RequestCancelledError(self.request_id) from None
+            raise
+
+    @property
+    def request_id(self) -> str:
+        return str(self._call.meta["request_id"])
+
+    @property
+    def by_reference(self) -> bool:
+        """False: results always come back by value over the direct connection."""
+        return False
+
+    def cancelled(self) -> bool:
+        return self._cancelled or self._task.cancelled()
+
+    def __reduce__(self) -> Any:
+        raise _not_picklable()
 
     def result(self, timeout_s: float | None = None, **_: Any) -> Any:
         if isinstance(self._task, asyncio.Future):
@@ -151,8 +198,13 @@ class DeploymentResponse:
             return self._task.result(timeout_s)
         except concurrent.futures.TimeoutError:
             raise RequestTimeoutError(f"call to {self._call.dep}", timeout_s or 0) from None
+        except (concurrent.futures.CancelledError, asyncio.CancelledError):
+            raise RequestCancelledError(self.request_id) from None
 
     def cancel(self) -> None:
+        """Cancel the call (the replica is told to stop it); awaiting the response, or its
+        ``.result()``, then raises RequestCancelledError, as in Ray Serve."""
+        self._cancelled = True
         if isinstance(self._task, asyncio.Future):
             self._task.cancel()
         else:
@@ -167,8 +219,11 @@ class _Stream:
         self.state: tuple[Router, Any, int, Any] | None = None
         self.buffered: tuple[Any, ...] | None = None
         self.finished = False
+        self.cancelled = False
 
     async def next(self) -> Any:
+        if self.cancelled:
+            raise RequestCancelledError(str(self.call.meta["request_id"]))
         if self.finished:
             raise StopAsyncIteration
         if self.state is None:
@@ -230,4 +285,29 @@ class DeploymentResponseGenerator:
             raise StopIteration from None
 
     def cancel(self) -> None:
+        """Stop the stream; iterating it further raises RequestCancelledError."""
+        self._stream.cancelled = True
         self._loop.call_soon_threadsafe(self._stream.close)
+
+    @property
+    def request_id(self) -> str:
+        return str(self._stream.call.meta["request_id"])
+
+    @property
+    def by_reference(self) -> bool:
+        """False: results always come back by value over the direct connection."""
+        return False
+
+    def cancelled(self) -> bool:
+        return self._stream.cancelled
+
+    def __reduce__(self) -> Any:
+        raise _not_picklable()
+
+
+def _not_picklable() -> ServeCoreError:
+    return ServeCoreError(
+        "a DeploymentResponse cannot be pickled: pass it to another handle's .remote() as a top-level "
+        "argument (it is awaited first and its result sent), not inside a list, dict or object; or "
+        "await it and pass the result"
+    )

@@ -21,8 +21,8 @@ import uuid
 from typing import Any
 
 from serve_core import asgi, caller, metrics, wire
-from serve_core.errors import BackPressureError, NoReplicasError, RequestTimeoutError, ServeCoreError
-from serve_core.http_protocol import CLIENT_GONE, protocol_class
+from serve_core.errors import BackPressureError, NoReplicasError, RequestTimeoutError, ServeCoreError, client_message
+from serve_core.http_protocol import CLIENT_GONE, TIMED_OUT, Limits, protocol_class
 from serve_core.ids import DeploymentID
 from serve_core.loop_thread import LoopThread, undo_worker_niceness
 
@@ -48,7 +48,10 @@ class ProxyApp:
         self.ctx = ctx
         self.max_body = int(options.get("max_body_bytes", 10 * 1024 * 1024))
         self.timeout_s: float | None = options.get("request_timeout_s")
-        self.body_timeout_s = float(options.get("body_read_timeout_s", 30.0))
+        # The body's deadline is the protocol's (http_protocol.py): here a late body reads as a disconnect.
+        self.debug_errors = bool(options.get("debug_errors", False))
+        self.expose_routes = bool(options.get("expose_routes", True))
+        self.expose_metrics = bool(options.get("expose_metrics", True))
         self.routes: list[tuple[str, str, DeploymentID]] = []
         self.draining = False
         self.ready = False  # until the first routes arrive from the controller
@@ -93,6 +96,16 @@ class ProxyApp:
         if scope["type"] != "http":
             await _reply(send, 404, {"error": "NotFound", "message": "only HTTP is served"})
             return
+        try:
+            await self.http(scope, receive, send)
+        except asyncio.CancelledError:
+            if not scope.get(CLIENT_GONE):
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # the client went away: nobody to answer, nothing to log
+
+    async def http(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
         path = scope["path"]
         if path.startswith("/-/"):
             await self.builtin(path, send)
@@ -108,10 +121,10 @@ class ProxyApp:
                 return
         route = self.match(path)
         if route is None:
-            await _reply(send, 404, {
-                "error": "NotFound", "message": f"no application serves path {path!r}",
-                "routes": [r[0] for r in self.routes],
-            })
+            doc: dict[str, Any] = {"error": "NotFound", "message": f"no application serves path {path!r}"}
+            if self.expose_routes:
+                doc["routes"] = [r[0] for r in self.routes]
+            await _reply(send, 404, doc)
             return
         start = time.perf_counter()
         self.ongoing += 1
@@ -130,9 +143,9 @@ class ProxyApp:
                 await _reply(send, 503, "draining" if self.draining else "starting", text=True)
             else:
                 await _reply(send, 200, "success", text=True)
-        elif path == "/-/routes":
+        elif path == "/-/routes" and self.expose_routes:
             await _reply(send, 200, {prefix: app for prefix, app, _ in self.routes})
-        elif path == "/-/metrics":
+        elif path == "/-/metrics" and self.expose_metrics:
             body, ctype = metrics.exposition()
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", ctype.encode())]})
             await send({"type": "http.response.body", "body": body})
@@ -141,6 +154,19 @@ class ProxyApp:
 
     async def forward(self, scope: dict[str, Any], receive: Any, send: Send, route: tuple[str, str, DeploymentID]) -> int:
         prefix, _, dep = route
+        headers = dict(scope.get("headers", ()))
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1") or f"{self.id_prefix}{next(self.ids)}"
+        # As Ray Serve: every response carries the request id (the caller's, or a fresh one).
+        id_header = (b"x-request-id", request_id.encode("latin-1"))
+        downstream = send
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), id_header]}
+            await downstream(message)
+
+        send = send_with_id
+
         try:
             body = await self.read_body(scope, receive)
         except _TooLarge:
@@ -148,14 +174,11 @@ class ProxyApp:
                 "error": "PayloadTooLarge",
                 "message": f"request body is over max_body_bytes={self.max_body}; send less or raise http_options.max_body_bytes",
             })
-        except TimeoutError:
-            return await _reply(send, 408, {"error": "RequestTimeout", "message": f"body not received within {self.body_timeout_s}s"})
-        except _ClientGone:
-            return 499
-        headers = dict(scope.get("headers", ()))
+        except _ClientGone:  # or the body missed its deadline, and the protocol answered 408
+            return 408 if scope.get(TIMED_OUT) else 499
         meta = {
-            "request_id": headers.get(b"x-request-id", b"").decode() or f"{self.id_prefix}{next(self.ids)}",
-            "model_id": headers.get(b"serve_multiplexed_model_id", b"").decode(),
+            "request_id": request_id,
+            "model_id": headers.get(b"serve_multiplexed_model_id", b"").decode("latin-1"),  # any bytes: never a 500
             "route": prefix,
         }
         router = self.ctx.router(dep)
@@ -189,7 +212,7 @@ class ProxyApp:
             if len(first.get("body", b"")) > self.max_body:
                 raise _TooLarge
             return first.get("body", b"")
-        return await asyncio.wait_for(self._read_rest(receive, first), self.body_timeout_s)
+        return await self._read_rest(receive, first)
 
     async def _read_rest(self, receive: Any, msg: dict[str, Any]) -> bytes:
         chunks: list[bytes] = []
@@ -210,11 +233,13 @@ class ProxyApp:
         try:
             conn, rid, pending, first = await router.send(wire.KIND_HTTP, "__call__", (request, body), {}, meta, idempotent)
         except BackPressureError as e:
-            return await _reply(send, 503, {"error": "BackPressure", "message": str(e)}, retry_after=1)
+            retry_after_s = getattr(e, "retry_after_s", None)  # backpressure_config; 1 s when unset
+            retry = 1 if retry_after_s is None else int(-(-retry_after_s // 1))
+            return await _reply(send, e.http_status, {"error": "BackPressure", "message": str(e)}, retry_after=retry)
         except NoReplicasError as e:
             return await _reply(send, 503, {"error": "NoReplicas", "message": str(e)}, retry_after=1)
         except ServeCoreError as e:
-            return await _reply(send, e.http_status, {"error": type(e).__name__, "message": str(e)})
+            return await self._error(send, e.http_status, e, meta)
         op = first[0]
         if op == wire.HTTP:
             _, _, status, headers, data, _ = first
@@ -225,7 +250,7 @@ class ProxyApp:
             return int(status)
         if op == wire.ERROR:
             original, wrapped = first[2]
-            return await _reply(send, 500, {"error": type(original or wrapped).__name__, "message": str(original or wrapped)})
+            return await self._error(send, 500, original or wrapped, meta, detail=wrapped)
         # Streaming: relay chunks as they come; the consumer releases the replica slot.
         status = int(first[2])
         try:
@@ -250,6 +275,19 @@ class ProxyApp:
             else:
                 router.release(conn)
             raise
+
+    async def _error(self, send: Send, status: int, e: BaseException, meta: dict[str, Any],
+                     detail: BaseException | None = None) -> int:
+        """Answer an error with its type, a one-line message and the request id (all of
+        ``detail`` with debug_errors); a longer story goes to this proxy's log under the id."""
+        full = detail if detail is not None else e
+        if "\n" in str(full).strip():
+            log.warning("request %s to %s failed: %s", meta["request_id"], meta["route"], full)
+        return await _reply(send, status, {
+            "error": type(e).__name__,
+            "message": str(full) if self.debug_errors else client_message(e),
+            "request_id": meta["request_id"],
+        })
 
 
 def msg_is_open(conn: Any, rid: int) -> bool:
@@ -283,6 +321,25 @@ async def _reply(send: Send, status: int, doc: Any, text: bool = False, retry_af
     return status
 
 
+def _raise_open_files(wanted: int) -> None:
+    """Let this process hold ``wanted`` open files (max_connections plus headroom), as far
+    as the hard limit allows; say so when it does not."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as e:
+            log.warning("proxy could not raise its open-file limit from %d to %d: %s", soft, target, e)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        log.warning("proxy open-file limit is %d, below max_connections plus headroom (%d): connections beyond it wait "
+                    "in the listen queue; raise the hard limit (ulimit -Hn) or lower http_options.max_connections",
+                    soft, wanted)
+
+
 class ProxyActor:
     """The Ray actor that runs a proxy's uvicorn server on its own loop thread."""
 
@@ -292,6 +349,13 @@ class ProxyActor:
         undo_worker_niceness()
         self.node_id = node_id
         self.options = http_options
+        opt = http_options.get
+        limits = Limits(
+            header_timeout_s=float(opt("header_timeout_s", 10.0)), body_timeout_s=float(opt("body_read_timeout_s", 30.0)),
+            max_header_bytes=int(opt("max_header_bytes", 64 * 1024)), max_connections=int(opt("max_connections", 10_000)),
+        )
+        http = protocol_class(limits)  # refuses an unsupported uvicorn before anything listens
+        _raise_open_files(limits.max_connections + 1024)
         self._thread = LoopThread("proxy")
         host, port = http_options.get("host", "127.0.0.1"), int(http_options.get("port", 8000))
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
@@ -306,25 +370,38 @@ class ProxyActor:
             return ProxyApp(caller.install(self._thread.loop), http_options)
 
         self.app = self._thread.run(setup())
+        tls: dict[str, str | None] = {k: opt(k) for k in ("ssl_keyfile", "ssl_certfile", "ssl_keyfile_password", "ssl_ca_certs")}
+        config = uvicorn.Config(
+            self.app, http=http, ws="none", lifespan="off", access_log=False, log_level="warning", proxy_headers=False,
+            timeout_keep_alive=int(opt("keep_alive_timeout_s", 75)), backlog=2048,
+            ssl_keyfile=tls["ssl_keyfile"], ssl_certfile=tls["ssl_certfile"],
+            ssl_keyfile_password=tls["ssl_keyfile_password"], ssl_ca_certs=tls["ssl_ca_certs"],
+        )
+        try:
+            config.load()  # builds the TLS context: a bad file fails here, not in the background
+        except OSError as e:
+            raise ValueError(
+                f"proxy TLS: cannot load ssl_certfile={tls['ssl_certfile']!r} / ssl_keyfile={tls['ssl_keyfile']!r} "
+                f"(ssl_ca_certs={tls['ssl_ca_certs']!r}): {e}; check the files exist and are readable on node {node_id} "
+                "and ssl_keyfile_password matches the key"
+            ) from e
         # Listen only once the routes are here (or the controller is slow to answer): until
         # then a client's connection is refused, and it goes to another proxy at once
         # instead of waiting here.
         self._thread.run(self.app.wait_routes(READY_WAIT_S))
         sock.listen(2048)
         sock.setblocking(False)
-        http = protocol_class(float(http_options.get("header_timeout_s", 10.0)), int(http_options.get("max_header_bytes", 65536)))
-        config = uvicorn.Config(
-            self.app, http=http, lifespan="off", access_log=False, log_level="warning", proxy_headers=False,
-            timeout_keep_alive=int(http_options.get("keep_alive_timeout_s", 75)), backlog=2048,
-        )
         self.server = uvicorn.Server(config)
-        asyncio.run_coroutine_threadsafe(self.server.serve(sockets=[sock]), self._thread.loop)
-        self.metrics_port = metrics.serve_metrics(host if host not in ("0.0.0.0", "::") else "127.0.0.1")
+        self._serving = asyncio.run_coroutine_threadsafe(self.server.serve(sockets=[sock]), self._thread.loop)
+        self.metrics_port = metrics.serve_metrics(opt("metrics_host") or (host if host not in ("0.0.0.0", "::") else "127.0.0.1"))
 
     def ready(self) -> dict[str, Any]:
         deadline = time.monotonic() + 30
-        while not self.server.started and time.monotonic() < deadline:
+        while not self.server.started and not self._serving.done() and time.monotonic() < deadline:
             time.sleep(0.01)
+        if self._serving.done():  # uvicorn gave up (it exits on some start-up errors): say why
+            exc = self._serving.exception()
+            raise RuntimeError(f"proxy on {self.host}:{self.port} stopped serving: {exc!r}")
         return {"host": self.host, "port": self.port, "pid": os.getpid(), "metrics_port": self.metrics_port}
 
     def version(self) -> int:
@@ -335,6 +412,10 @@ class ProxyActor:
 
     def ongoing(self) -> int:
         return self.app.ongoing
+
+    def open_connections(self) -> int:
+        """Client connections held now (those counted against max_connections)."""
+        return len(self.server.server_state.connections)
 
     def wait_until_dead(self) -> None:
         threading.Event().wait()

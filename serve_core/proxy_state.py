@@ -57,6 +57,8 @@ class ProxyFleet:
             if node_id not in alive:
                 cluster.kill(self.proxies.pop(node_id)["handle"])
                 self.on_change()
+        for node_id in [n for n in self.errors if n not in alive]:
+            del self.errors[node_id]  # the node is gone (a restarted node comes back with a new id)
         for n in nodes:
             if n["node_id"] not in self.proxies:
                 self._start(n)
@@ -112,6 +114,8 @@ class ProxyFleet:
         for n in self.nodes or ():
             out.setdefault(n, dict(MISSING))
         for n, err in self.errors.items():
+            if self.nodes is not None and n not in self.nodes:
+                continue  # its node left the cluster after the proxy failed: nothing to report
             if out.get(n, {}).get("state") != "HEALTHY":
                 out[n] = {**out.get(n, MISSING), "state": "FAILED", "message": err, "current": False}
         return out

@@ -24,8 +24,9 @@ from typing import Any
 
 import cloudpickle
 
-from serve_core import asgi, context, metrics, multiplex, wire
+from serve_core import asgi, context, metrics, multiplex, tls, wire
 from serve_core.errors import ServeCoreError, UserCodeError
+from serve_core.handshake import ServerHandshake
 from serve_core.ids import DeploymentID
 from serve_core.loop_thread import LoopThread, undo_worker_niceness
 
@@ -38,7 +39,8 @@ class _Conn:
     def __init__(self, server: ReplicaServer) -> None:
         self.server = server
         self.tasks: dict[int, asyncio.Task[None]] = {}
-        self.proto = wire.FrameProtocol(self.on_frame, self.on_lost)
+        self.proto = wire.FrameProtocol(
+            self.on_frame, self.on_lost, ServerHandshake(server.secret), server.data_path["max_frame_bytes"], server.gate)
 
     def on_frame(self, msg: tuple[Any, ...]) -> None:
         if msg[0] == wire.REQ:
@@ -81,12 +83,19 @@ class ReplicaServer:
         self._outcomes = {o: metrics.child(metrics.REPLICA_REQUESTS, *labels, o) for o in ("ok", "error", "cancelled")}
         self._server: asyncio.AbstractServer | None = None
         self._models_seq = 0
+        self.secret = b""  # the cluster's data path secret, set by start
+        self.gate = wire.HandshakeGate()
+        # From the controller (config.data_path_settings); the replica imports no config models (cold start).
+        self.data_path: dict[str, Any] = spec.get("data_path") or {"max_frame_bytes": wire.DEFAULT_MAX_FRAME}
 
     # -- lifecycle (called by the actor through the loop) -------------------------
 
-    async def start(self, host: str) -> dict[str, Any]:
+    async def start(self, host: str, secret: bytes) -> dict[str, Any]:
+        """Build the user object, then listen on ``host`` (the node's cluster address)
+        for callers that prove they hold ``secret``."""
         from serve_core import caller
 
+        self.secret = secret
         caller.install(self.loop)  # handles unpickled below must route from this loop
         self.target = cloudpickle.loads(self.spec["def_bytes"])
         args, kwargs = cloudpickle.loads(self.spec["init_bytes"])
@@ -103,9 +112,11 @@ class ReplicaServer:
         if self.spec.get("user_config") is not None:
             await self.reconfigure(self.spec["user_config"])
         await self.check_health()  # healthy before it takes traffic (and before an old replica drains)
-        self._server = await self.loop.create_server(lambda: _Conn(self).proto, host=host, port=0, backlog=1024)
+        self._server = await self.loop.create_server(
+            lambda: _Conn(self).proto, host=host, port=0, backlog=1024, ssl=tls.server_context(self.data_path))
         port = self._server.sockets[0].getsockname()[1]
-        return {"host": host, "port": port, "pid": os.getpid(), "metrics_port": metrics.serve_metrics(host)}
+        metrics_port = metrics.serve_metrics(self.data_path.get("metrics_host") or host)
+        return {"host": host, "port": port, "pid": os.getpid(), "metrics_port": metrics_port}
 
     def _report_models(self, model_ids: list[str]) -> None:
         """Tell the controller which multiplexed models this replica holds (callers route
@@ -123,8 +134,17 @@ class ReplicaServer:
         self.loop.run_in_executor(None, send)
 
     async def _construct(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        # Slow constructors (model loading) run off the loop; async ones on it.
-        obj = await self.loop.run_in_executor(self.pool, functools.partial(self.target, *args, **kwargs))
+        """Run the constructor on the replica's loop thread, with the loop running, as Ray
+        Serve does: ``asyncio.get_running_loop()`` and ``create_task`` work in a sync
+        ``__init__``, and an ``async def __init__`` is awaited. It blocks the loop while it
+        runs, which costs nothing: this replica listens only once it has returned. (A
+        thread-pool constructor with the loop merely *set* as running would let user code
+        call the loop from a foreign thread, which asyncio does not allow.)"""
+        context.set_replica_context(context.ReplicaContext(self.dep.app, self.dep.name, self.replica_id, None))
+        if not inspect.iscoroutinefunction(self.target.__init__):
+            return self.target(*args, **kwargs)
+        obj = self.target.__new__(self.target)
+        await obj.__init__(*args, **kwargs)
         return obj
 
     async def reconfigure(self, user_config: Any) -> None:
@@ -164,7 +184,17 @@ class ReplicaServer:
             return
         self.ongoing += 1
         self._ongoing_gauge.set(self.ongoing)
-        conn.tasks[rid] = self.loop.create_task(self._run(conn, rid, kind, method, args, kwargs, meta))
+        task = conn.tasks[rid] = self.loop.create_task(self._run(conn, rid, kind, method, args, kwargs, meta))
+        task.add_done_callback(functools.partial(self._never_ran, conn, rid))
+
+    def _never_ran(self, conn: _Conn, rid: int, task: asyncio.Task[None]) -> None:
+        """A request cancelled before its task's first step (its CANCEL came in the same read
+        as the REQ): ``_run`` and its ``finally`` never ran, so give its slot back here."""
+        if conn.tasks.get(rid) is task:
+            del conn.tasks[rid]
+            self.ongoing -= 1
+            self._ongoing_gauge.set(self.ongoing)
+            self._outcomes["cancelled"].inc()
 
     async def _run(self, conn: _Conn, rid: int, kind: str, method: str, args: Any, kwargs: Any, meta: dict[str, Any]) -> None:
         start = time.perf_counter()
@@ -241,7 +271,10 @@ class ReplicaServer:
             if self.asgi_app is not None:
                 await self.asgi_app(scope, receive, sink)
             else:
-                result = await self.invoke(self._method("__call__"), (asgi.make_request(scope, body),), {})
+                handler = self._method("__call__")
+                # As Ray Serve: the Request is passed only to a handler that takes an argument.
+                args = (asgi.make_request(scope, body),) if asgi.takes_request(handler) else ()
+                result = await self.invoke(handler, args, {})
                 if asgi.is_asgi_response(result):
                     await result(scope, receive, sink)
                 elif inspect.isgenerator(result) or inspect.isasyncgen(result):
@@ -258,14 +291,19 @@ class ReplicaServer:
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            log.warning("request failed in %s: %s", self.dep, e, exc_info=True)
+            from serve_core.errors import client_message
+
+            request_id = context.request_context.get().request_id  # the detail is logged under it
+            log.warning("request %s failed in %s: %s", request_id, self.dep, e, exc_info=True)
             if sink.streaming:
                 proto.send((wire.ERROR, rid, self._exception(e), self.ongoing - 1), by_value=True)
             else:
                 status = e.http_status if isinstance(e, ServeCoreError) else 500
                 if isinstance(e, json.JSONDecodeError):
                     status = 400  # a malformed body is the client's fault
-                frame = asgi.error_body(status, type(e).__name__, str(e), deployment=self.dep.name)
+                # Clients get the type and one line; tracebacks (nested calls') only with debug_errors.
+                message = str(e) if self.spec.get("debug_errors", False) else client_message(e)
+                frame = asgi.error_body(status, type(e).__name__, message, deployment=self.dep.name, request_id=request_id)
                 proto.send((wire.HTTP, rid, *frame, self.ongoing - 1))
             return "error"
 
@@ -302,13 +340,15 @@ class ReplicaActor:
         replica that was still starting) waits for the first and gets its answer."""
         import ray
 
+        from serve_core import cluster
+
         with self._init_lock:
             if self._init_error is not None:
                 raise self._init_error
             if self._info is None:
                 host = host or ray.util.get_node_ip_address()
                 try:
-                    info = self._thread.run(self._server.start(host))
+                    info = self._thread.run(self._server.start(host, cluster.data_path_secret()))
                 except BaseException as e:
                     self._init_error = e
                     raise

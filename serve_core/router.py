@@ -15,13 +15,16 @@ import asyncio
 import itertools
 import random
 import socket
+import ssl
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from serve_core import metrics, wire
 from serve_core.errors import BackPressureError, NoReplicasError, ReplicaDiedError, ServeCoreError
+from serve_core.handshake import ClientHandshake
 from serve_core.ids import DeploymentID, ReplicaAddress
 
 DEAD_PEER_TIMEOUT_MS = 2000  # a replica silent this long (not even its kernel) is gone: well under the 5 s a client waits
@@ -30,6 +33,8 @@ TERMINAL = frozenset({wire.REJECT, wire.RESULT, wire.ERROR, wire.HTTP, wire.END,
 RECONNECT_BACKOFF_S = 1.0  # first wait after a failed or lost connection; doubles per failure
 RECONNECT_BACKOFF_MAX_S = 8.0
 CONNECT_TIMEOUT_S = 1.0  # the peer's kernel completes a handshake at once: slower is a vanished node
+HANDSHAKE_TIMEOUT_S = 5.0  # then the replica proves it holds the cluster secret (a loaded loop may be slow)
+REFUSED_AT_ZERO_DEMAND_S = 2.0  # a refusal at zero replicas counts as demand this long (several reports)
 HELD_AT_ZERO_MAX = 1000  # requests a caller holds while a deployment has no replica (max_queued_requests=-1)
 MAX_RETRIES = 3
 RECENT_MODELS_MAX = 1024  # model ids a caller remembers sending, until replicas report them
@@ -85,6 +90,16 @@ def _detect_dead_peer(sock: socket.socket | None) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, DEAD_PEER_TIMEOUT_MS)
 
 
+@dataclass(frozen=True)
+class Link:
+    """How this caller opens direct connections: the cluster secret both ends prove they
+    hold, the frame cap, and TLS when the cluster turns it on."""
+
+    secret: bytes
+    max_frame: int = wire.DEFAULT_MAX_FRAME
+    ssl: ssl.SSLContext | None = None
+
+
 class ReplicaConn:
     def __init__(self, addr: ReplicaAddress) -> None:
         self.addr = addr
@@ -99,11 +114,13 @@ class ReplicaConn:
     def usable(self, now: float) -> bool:
         return not self.removed and now >= self.down_until
 
-    async def ensure(self) -> wire.FrameProtocol:
+    async def ensure(self, link: Link | None) -> wire.FrameProtocol:
         if self.proto is not None:
             return self.proto
+        if link is None:
+            raise ServeCoreError("this caller has no cluster secret yet; it is read from the cluster before the first replica set")
         if self.connecting is None:
-            self.connecting = asyncio.ensure_future(self._connect())
+            self.connecting = asyncio.ensure_future(self._connect(link))
         try:
             await asyncio.shield(self.connecting)
         finally:
@@ -112,13 +129,26 @@ class ReplicaConn:
         assert self.proto is not None
         return self.proto
 
-    async def _connect(self) -> None:
+    async def _connect(self, link: Link) -> None:
+        """Connect and authenticate both ends (handshake.py) before any frame is sent."""
         loop = asyncio.get_running_loop()
-        proto = wire.FrameProtocol(self._on_frame, self._on_lost)
+
+        def lost(exc: Exception | None) -> None:
+            if self.proto is proto:  # losses during the handshake are handled below
+                self._on_lost(exc)
+
+        proto = wire.FrameProtocol(self._on_frame, lost, ClientHandshake(link.secret), link.max_frame)
+        transport = None
         try:
             transport, _ = await asyncio.wait_for(
-                loop.create_connection(lambda: proto, self.addr.host, self.addr.port), CONNECT_TIMEOUT_S)
-        except (TimeoutError, OSError):
+                loop.create_connection(lambda: proto, self.addr.host, self.addr.port, ssl=link.ssl), CONNECT_TIMEOUT_S)
+            assert proto.ready is not None
+            await asyncio.wait_for(asyncio.shield(proto.ready), HANDSHAKE_TIMEOUT_S)
+        except (TimeoutError, OSError) as e:  # HandshakeError and ssl.SSLError are OSErrors (logged by wire)
+            if transport is not None:
+                transport.abort()
+            if isinstance(e, ssl.SSLError):
+                wire.auth_log.failed("caller", f"{self.addr.host}:{self.addr.port}", f"TLS: {e}")
             self._back_off()
             raise
         _detect_dead_peer(transport.get_extra_info("socket"))
@@ -168,6 +198,8 @@ class Router:
         self.models: dict[str, frozenset[str]] = {}  # replica id -> multiplexed models it holds
         self.recent: OrderedDict[str, str] = OrderedDict()  # model id -> replica last sent it (not yet reported)
         self.on_starved: Any = None  # called when a request finds no replica (scale from zero)
+        self.link: Link | None = None  # set by the caller context before replicas arrive
+        self._refused_at_zero_until = 0.0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._rng = random.Random()
         self._queued_gauge = metrics.child(metrics.ROUTER_QUEUED, dep.app, dep.name)
@@ -182,6 +214,7 @@ class Router:
         self.max_ongoing = info["max_ongoing"]
         self.max_queued = info["max_queued"]
         self.idempotent = info["idempotent"]
+        self.backpressure: dict[str, Any] = info.get("backpressure") or {}  # read only once max_queued >= 0
         live = {a.replica_id: a for a in info["replicas"]}
         models = {rid: frozenset(ids) for rid, ids in info.get("models", {}).items()}
         for rid, ids in models.items():
@@ -204,8 +237,11 @@ class Router:
         self._wake(all_=True)
 
     def demand(self) -> int:
-        """Requests this caller has running at replicas or waiting for one."""
-        return sum(c.inflight for c in self.conns.values()) + self.queued
+        """Requests this caller has running at replicas or waiting for one; at least one
+        while a request refused for want of any replica is recent (max_queued_requests=0
+        queues nothing, yet the deployment must still scale from zero)."""
+        running = sum(c.inflight for c in self.conns.values()) + self.queued
+        return max(running, 1) if time.monotonic() < self._refused_at_zero_until else running
 
     # -- sending -----------------------------------------------------------------------
 
@@ -224,7 +260,7 @@ class Router:
             conn = await self._acquire(tried, meta.get("model_id", ""))
             rid = next(_rids)
             try:
-                proto = await conn.ensure()
+                proto = await conn.ensure(self.link)
             except (TimeoutError, OSError):
                 self.release(conn)
                 tried.add(conn.addr.replica_id)
@@ -317,7 +353,15 @@ class Router:
                 backoff = min(backoff * 2, 0.1)
                 continue
             if self.max_queued >= 0 and self.queued >= self.max_queued:
-                raise BackPressureError(self.dep.name, self.queued, self.max_queued)
+                if not usable:  # nothing may wait, but someone wants a replica: say so
+                    self._refused_at_zero_until = now + REFUSED_AT_ZERO_DEMAND_S
+                    if self.on_starved is not None:
+                        self.on_starved()
+                err = BackPressureError(self.dep.name, self.queued, self.max_queued)
+                # backpressure_config: the HTTP answer a shed request gets (503 or 429, Retry-After)
+                err.http_status = int(self.backpressure.get("status_code") or 503)
+                err.retry_after_s = self.backpressure.get("retry_after_s")  # type: ignore[attr-defined]
+                raise err
             if not usable and self.queued >= HELD_AT_ZERO_MAX:
                 # No replica yet (scaling from zero, or all lost): even an unbounded queue
                 # holds only so many, so that a burst cannot pile up without limit.

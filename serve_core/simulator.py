@@ -137,7 +137,9 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float | None:
     """Nearest rank (an observed value, never interpolated), as loadgen and the benchmarks."""
     if not sorted_values:
         return None
-    return sorted_values[max(0, math.ceil(pct / 100 * len(sorted_values)) - 1)]
+    # round first, as loadgen: 99.9 / 100 * 1000 is 999.0000000000001, whose ceiling would skip a rank
+    rank = max(1, math.ceil(round(pct / 100 * len(sorted_values), 9)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
 @dataclass

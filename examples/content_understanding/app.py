@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 
 import serve_core as serve
 
-from .imaging import decode_png, pixels_to_image, synthetic_image
+from .imaging import ImageTooLarge, base64_limit, decode_png, describe, pixels_to_image, synthetic_image
 from .models import CATEGORIES, LABELS, build_model, preprocess, top1
 
 # A DeploymentHandle; left untyped so this module only relies on `serve.deployment`.
@@ -117,6 +117,12 @@ class QualityChecker:
         return top1(self.safety_model, x, ("safe", "unsafe"))
 
 
+def too_large(exc: ImageTooLarge) -> JSONResponse:
+    """413 naming the limit. From the error's fields, not str(exc): on Ray Serve that text
+    carries the remote traceback, which is for logs, not clients."""
+    return JSONResponse({"error": describe(exc), "limit": exc.limit_name, "max": exc.limit}, status_code=413)
+
+
 @serve.deployment(ray_actor_options={"num_cpus": 0.1})
 class ContentPipeline:
     """HTTP ingress: POST {"seed": 3} | {"pixels": [[[r, g, b], ...], ...]} | {"png_b64": "..."}."""
@@ -144,8 +150,13 @@ class ContentPipeline:
             return JSONResponse({"error": "body must be JSON"}, status_code=400)
         if not isinstance(payload, dict) or sum(key in payload for key in SOURCES) != 1:
             return JSONResponse({"error": f"body must have exactly one of {list(SOURCES)}"}, status_code=400)
+        png_b64 = payload.get("png_b64")
+        if isinstance(png_b64, str) and len(png_b64) > base64_limit():  # refused before it travels on
+            return too_large(ImageTooLarge("base64 length", len(png_b64), base64_limit(), "MAX_PNG_BYTES"))
         try:
             return await self.analyze(payload)
+        except ImageTooLarge as exc:  # over a decoding limit, refused before its pixels were inflated
+            return too_large(exc)
         except ValueError:
             # Raised by the Downloader (bad pixels/PNG/base64) and re-raised here
             # through the awaited response chain; a client error, not a crash.

@@ -1,99 +1,114 @@
-"""Tiny, dependency-free image helpers (PIL is not a dependency of this repo).
+"""Image helpers of the example: a bounded PNG decoder, a PNG encoder for payloads and
+tests, and a deterministic synthetic image generator.
 
-Only what the example needs: a PNG codec for 8-bit, non-interlaced grayscale /
-RGB / RGBA images, and a deterministic synthetic image generator.
+Decoding is bounded before a single pixel is inflated. A PNG is refused when its bytes are
+over ``MAX_PNG_BYTES``, or when the size its header declares is over ``MAX_SIDE`` on a side
+or ``MAX_PIXELS`` in all; both come from the header, read before any image data. Pillow then
+inflates exactly width x height pixels and stops: compressed data behind them (a 7 MB stream
+of zeros that would inflate to 7 GB, behind a header that declares a small image) is never
+inflated. So a decode holds at most about ``MAX_PIXELS`` x 4 bytes of pixels, whatever the
+client sends. (Pillow's own zTXt/iTXt limits, 1 MB a chunk and 64 MB in all, bound text chunks.)
 """
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 
 import numpy as np
+from PIL import Image
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-MAX_SIDE = 1024  # Refuse huge images: the decoder unfilters row by row in Python.
-_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
+MAX_SIDE = 1024  # pixels on a side, for PNGs and for {"pixels": ...}
+MAX_PIXELS = MAX_SIDE * MAX_SIDE  # width x height of a PNG
+MAX_PNG_BYTES = 7 * 1024 * 1024  # a PNG's own bytes; its base64 (4/3 of it) in JSON fits the proxy's 10 MiB body limit
 
 
-def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    p = a + b - c
-    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
-    return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+class ImageTooLarge(ValueError):
+    """An image over one of the decoding limits: the client's fault (HTTP 413), refused before
+    its pixels are inflated. ``limit_name`` is the constant in this module that sets the limit."""
+
+    def __init__(self, what: str, value: int, limit: int, limit_name: str) -> None:
+        super().__init__(what, value, limit, limit_name)
+        self.what, self.value, self.limit, self.limit_name = what, value, limit, limit_name
+
+    def __str__(self) -> str:
+        return describe(self)
 
 
-def decode_png(data: bytes) -> np.ndarray:
-    """Decode PNG bytes into an (H, W, 3) uint8 RGB array."""
+def describe(exc: ImageTooLarge) -> str:
+    """The message of ``exc`` from its fields (the app uses it on a Ray Serve error too, whose
+    ``str`` carries the remote traceback)."""
+    return (f"the image's {exc.what} is {exc.value}, over the limit of {exc.limit} ({exc.limit_name}); "
+            "send a smaller image")
+
+
+def base64_limit(max_bytes: int = MAX_PNG_BYTES) -> int:
+    """Length of the base64 text of a ``max_bytes`` PNG: longer text is over the limit."""
+    return 4 * ((max_bytes + 2) // 3)
+
+
+def png_header_size(data: bytes) -> tuple[int, int]:
+    """(width, height) as the PNG's IHDR declares them, from its first 24 bytes.
+
+    The PNG standard puts IHDR first, and Pillow refuses a PNG where it is not; reading the
+    two numbers here checks the declared size before Pillow sees the file (and before its own
+    decompression-bomb check, which warns at 89 million pixels and refuses only at twice that).
+    """
     if data[:8] != PNG_SIGNATURE:
-        raise ValueError("not a PNG file")
-    pos, idat, header = 8, [], None
-    while pos + 8 <= len(data):
-        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
-        chunk = data[pos + 8 : pos + 8 + length]
-        pos += 12 + length  # length + type + payload + CRC
-        if ctype == b"IHDR":
-            header = struct.unpack(">IIBBBBB", chunk)
-        elif ctype == b"IDAT":
-            idat.append(chunk)
-        elif ctype == b"IEND":
-            break
-    if header is None:
-        raise ValueError("PNG has no IHDR chunk")
-    width, height, depth, color, _, _, interlace = header
-    if depth != 8 or interlace != 0 or color not in _CHANNELS:
-        raise ValueError("only 8-bit, non-interlaced gray/RGB/RGBA PNGs are supported")
-    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
-        raise ValueError(f"image side must be in 1..{MAX_SIDE}")
+        raise ValueError("not a PNG file (the PNG signature is missing)")
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        raise ValueError("not a PNG file (no IHDR chunk first)")
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
 
-    bpp = _CHANNELS[color]
-    stride = width * bpp
-    raw = np.frombuffer(zlib.decompress(b"".join(idat)), dtype=np.uint8)
-    if raw.size != height * (stride + 1):
-        raise ValueError("truncated PNG data")
-    rows = raw.reshape(height, stride + 1).astype(np.int32)
-    out = np.zeros((height, stride), dtype=np.int32)
-    prev = np.zeros(stride, dtype=np.int32)
-    for y in range(height):
-        kind, line = rows[y, 0], rows[y, 1:]
-        if kind == 0:  # None
-            cur = line.copy()
-        elif kind == 2:  # Up
-            cur = (line + prev) & 0xFF
-        else:  # Sub / Average / Paeth depend on the left pixel: go pixel by pixel.
-            cur = np.zeros(stride, dtype=np.int32)
-            for x in range(0, stride, bpp):
-                left = cur[x - bpp : x] if x else np.zeros(bpp, dtype=np.int32)
-                up = prev[x : x + bpp]
-                up_left = prev[x - bpp : x] if x else np.zeros(bpp, dtype=np.int32)
-                if kind == 1:
-                    pred = left
-                elif kind == 3:
-                    pred = (left + up) // 2
-                elif kind == 4:
-                    pred = _paeth(left, up, up_left)
-                else:
-                    raise ValueError(f"bad PNG filter type {kind}")
-                cur[x : x + bpp] = (line[x : x + bpp] + pred) & 0xFF
-        out[y] = cur
-        prev = cur
-    pixels = out.astype(np.uint8).reshape(height, width, bpp)
-    if bpp in (1, 2):  # gray (+alpha): drop alpha, replicate gray to RGB
-        return np.repeat(pixels[:, :, :1], 3, axis=2)
-    return np.ascontiguousarray(pixels[:, :, :3])
+
+def check_size(width: int, height: int, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS) -> None:
+    if width == 0 or height == 0:
+        raise ValueError(f"the PNG declares an empty image ({width}x{height})")
+    if width > max_side:
+        raise ImageTooLarge("width in pixels", width, max_side, "MAX_SIDE")
+    if height > max_side:
+        raise ImageTooLarge("height in pixels", height, max_side, "MAX_SIDE")
+    if width * height > max_pixels:
+        raise ImageTooLarge("pixel count", width * height, max_pixels, "MAX_PIXELS")
+
+
+def decode_png(data: bytes, *, max_bytes: int = MAX_PNG_BYTES, max_side: int = MAX_SIDE,
+               max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode PNG bytes into an (H, W, 3) uint8 RGB array (gray is replicated, alpha dropped).
+
+    Raises ``ImageTooLarge`` for a PNG over a limit (checked before any pixel is inflated) and
+    ``ValueError`` for anything that is not a PNG Pillow can decode.
+    """
+    if len(data) > max_bytes:
+        raise ImageTooLarge("size in bytes", len(data), max_bytes, "MAX_PNG_BYTES")
+    check_size(*png_header_size(data), max_side=max_side, max_pixels=max_pixels)
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
+            check_size(*im.size, max_side=max_side, max_pixels=max_pixels)  # as Pillow read the header
+            im.load()
+            rgb = im if im.mode == "RGB" else _to_rgb(im)
+            return np.asarray(rgb, dtype=np.uint8).copy()
+    except ImageTooLarge:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError, KeyError, TypeError) as e:
+        # Pillow reports a corrupt file with any of these (UnidentifiedImageError is an OSError).
+        raise ValueError(f"could not decode the PNG: {e}") from None
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit gray: keep the high byte
+        return Image.fromarray((np.asarray(im, dtype=np.uint32) >> 8).astype(np.uint8), "L").convert("RGB")
+    return im.convert("RGB")
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    """Encode an (H, W, 3) uint8 array as an RGB PNG (filter type 0 everywhere)."""
-    image = np.ascontiguousarray(image, dtype=np.uint8)
-    height, width, _ = image.shape
-
-    def chunk(ctype: bytes, payload: bytes) -> bytes:
-        crc = zlib.crc32(ctype + payload) & 0xFFFFFFFF
-        return struct.pack(">I", len(payload)) + ctype + payload + struct.pack(">I", crc)
-
-    scanlines = b"".join(b"\x00" + image[y].tobytes() for y in range(height))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(scanlines)) + chunk(b"IEND", b"")
+    """Encode an (H, W, 3) uint8 array as an RGB PNG."""
+    out = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), "RGB").save(out, format="PNG")
+    return out.getvalue()
 
 
 def pixels_to_image(pixels: list) -> np.ndarray:
@@ -104,7 +119,7 @@ def pixels_to_image(pixels: list) -> np.ndarray:
     if array.ndim != 3 or array.shape[2] != 3 or array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError("pixels must be [H][W] gray or [H][W][3] RGB values")
     if max(array.shape[:2]) > MAX_SIDE:
-        raise ValueError(f"image side must be <= {MAX_SIDE}")
+        raise ImageTooLarge("side in pixels", max(array.shape[:2]), MAX_SIDE, "MAX_SIDE")
     return np.clip(np.rint(array), 0, 255).astype(np.uint8)
 
 

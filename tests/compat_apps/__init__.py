@@ -19,6 +19,21 @@ line for ``import serve_core as serve``. Every module defines:
     ``handle.options(stream=True).<method_name>.remote(*args)`` and collect the
     yielded items into a list.
 
+  - ``{"kind": "burst", "method": ..., "path": ..., "params": ..., "n": 4}``: ``n`` HTTP
+    requests at once; the answer is their sorted status codes and the Retry-After values
+    of the refused ones (load shedding). With ``"gate_after": k`` the requests carry a
+    ``gate`` query parameter (a file path) and the app holds them until it exists; the
+    harness creates it once ``k`` answers are back.
+  - ``{"kind": "call", "function": "name"}``: call the module's function ``name()`` in the
+    driver (with the app running) and compare what it returns (e.g. ``serve.status()``'s types).
+
+  HTTP probes may send ``"headers"`` and ``"capture"`` response headers:
+  ``{"x-request-id": "value" | "present"}``. Handle probes may set ``"multiplexed_model_id"``.
+
+  Besides the first line, the harness renames ``ray.serve`` to ``serve_core`` in the module
+  (``from ray.serve.handle import DeploymentHandle`` -> ``from serve_core.handle import ...``):
+  the mechanical rename a user would do.
+
   Optional ``"compare"`` says how to compare with Ray Serve's answer: ``"exact"``
   (default), ``"status"`` (status code only) or ``"keys"`` (status code and the
   top-level JSON keys), for answers holding PIDs or large documents.

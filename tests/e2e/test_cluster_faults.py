@@ -377,6 +377,10 @@ def test_worker_node_killed(fault_cluster):
     p = fault("restart-node", "--node", victim["name"], timeout=150)
     assert p.returncode == 0, p.stderr
     assert wait_for(lambda: _answers(proxies[0]), 60, 0.5) is not None  # its proxy is back
+    # The node came back under a new Ray node id; the proxy that died with the old one must
+    # not be reported as FAILED for ever, failing every later deploy (issue 16).
+    p = deploy(APP)
+    assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
 
 
 def test_worker_node_cut_off(fault_cluster):

@@ -14,6 +14,7 @@ import time
 import pytest
 import requests
 
+from serve_core.handshake import HELLO_BYTES
 from tests.e2e.conftest import REPO, serve_core
 
 NAME = "e2e"
@@ -165,6 +166,8 @@ def test_cluster_up_serve_scrape_and_down(up):
     wait_for(serve_core_series, 30, "serve_core_ series in Prometheus")
     wait_for(serve_core_targets_up, 30, "the controller, proxy and replica targets up in Prometheus")
 
+    attack_from_another_node(nodes, proxies[0])
+
     # Down stops every process it started and removes its network and state.
     down_started = time.monotonic()
     p = cluster("down", timeout=120)
@@ -185,6 +188,36 @@ def test_cluster_up_serve_scrape_and_down(up):
             requests.get(proxies[1], timeout=3)
     assert "no cluster named" in cluster("down").stdout  # idempotent: exit 0, nothing to do
     print(f"\n{mode} mode: up {up['up_s']:.0f}s, down {down_s:.0f}s")
+
+
+RAW_STATUS = ("import json, ray; from serve_core import cluster; cluster.connect(); "
+              "print(json.dumps(ray.get(cluster.get_controller().status.remote())))")
+
+
+def attack_from_another_node(nodes, proxy_url):
+    """A process in another node's namespace (netns mode; the host in loopback mode), with
+    no cluster secret, sends a pickle that would create a file, a 1 GiB frame and random
+    bytes to the replica's data and metrics ports and to a proxy: nothing executes and
+    the application keeps answering."""
+    p = cluster("exec", "--", sys.executable, "-c", RAW_STATUS, timeout=120, check=False)
+    assert p.returncode == 0, p.stderr
+    raw = json.loads(p.stdout.strip().splitlines()[-1])
+    replica = raw["applications"]["default"]["deployments"]["hello"]["replicas"][0]
+    proxy = proxy_url.removeprefix("http://")
+    targets = [f"{replica['host']}:{replica['port']}", f"{replica['host']}:{replica['metrics_port']}", proxy]
+    marker = f"/tmp/serve_core_pwned_{os.getpid()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    argv = [sys.executable, "-m", "tests.attack", marker, *targets]
+    outsider = next((n["namespace"] for n in nodes if n["ray_node_id"] != replica["node_id"] and n.get("namespace")), None)
+    if outsider:
+        argv = ["ip", "netns", "exec", outsider, *argv]
+    out = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    replies = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(replies) == 3 and not os.path.exists(marker)
+    data_port = replies[0]["replies"]
+    assert set(data_port.values()) == {HELLO_BYTES}, data_port  # the handshake's hello, then closed
+    assert requests.get(proxy_url, params={"name": "after"}, timeout=5).json() == {"message": "Hello, after!"}
 
 
 def test_missing_binary_is_named_with_its_install_command():

@@ -376,3 +376,14 @@ class Versioned:
 
     async def __call__(self, request: Request = None):
         return {"version": self.version, "pid": os.getpid()}
+
+
+@serve.deployment
+class Sizes:
+    """Sizes of what comes in; replies of any size (the frame cap tests)."""
+
+    async def __call__(self, request: Request):
+        return {"size": len(await request.body())}
+
+    def blow_up(self, n: int) -> bytes:
+        return b"y" * n

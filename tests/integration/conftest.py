@@ -14,6 +14,10 @@ BASE = f"http://127.0.0.1:{PORT}"
 REQUEST_TIMEOUT_S = 5.0  # the fault tests count an answer later than 5 s as failed
 MAX_BODY = 1024 * 1024
 HEADER_TIMEOUT_S = 2.0
+HTTP_OPTIONS = {
+    "port": PORT, "request_timeout_s": REQUEST_TIMEOUT_S, "max_body_bytes": MAX_BODY,
+    "header_timeout_s": HEADER_TIMEOUT_S,
+}
 
 
 def pytest_collection_modifyitems(items):
@@ -34,10 +38,7 @@ def ray_cluster():
 
 @pytest.fixture(scope="session")
 def serve_instance(ray_cluster):
-    serve.start(http_options={
-        "port": PORT, "request_timeout_s": REQUEST_TIMEOUT_S, "max_body_bytes": MAX_BODY,
-        "header_timeout_s": HEADER_TIMEOUT_S,
-    })
+    serve.start(http_options=HTTP_OPTIONS)
     yield BASE
 
 

@@ -8,7 +8,9 @@ harness swaps that single line for ``import serve_core as serve``.
 import importlib
 import pathlib
 import sys
+import tempfile
 import types
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import cloudpickle
 import pytest
@@ -31,24 +33,68 @@ def load(name, backend):
     module = types.ModuleType(f"compat_serve_core_{name}")
     module.__file__ = str(APPS_DIR / f"{name}.py")
     sys.modules[module.__name__] = module
+    # The one import swapped, and the mechanical rename of Ray Serve's submodules
+    # (``from ray.serve.handle import ...`` -> ``from serve_core.handle import ...``).
+    rest = rest.replace("ray.serve", "serve_core")
     exec(compile("import serve_core as serve\n" + rest, module.__file__, "exec"), module.__dict__)
     cloudpickle.register_pickle_by_value(module)  # replicas cannot import a module made here
     return module
 
 
-def probe(p, base, prefix, handle):
+def http(p, base, prefix):
+    url = base + prefix.rstrip("/") + p["path"]
+    kw = {"params": p.get("params"), "timeout": 30, "headers": p.get("headers")}
+    if "data" in p:
+        kw["data"] = p["data"]
+    elif p.get("json") is not None:
+        kw["json"] = p["json"]
+    return requests.request(p["method"], url, **kw)
+
+
+def captured(p, r):
+    """Response headers the probe asks for: their value, or only whether they are there."""
+    out = {}
+    for name, mode in p.get("capture", {}).items():
+        value = r.headers.get(name)
+        out[name] = value if mode == "value" else value is not None
+    return out
+
+
+def probe(p, base, prefix, handle, module):
     if p["kind"] == "http":
-        url = base + prefix.rstrip("/") + p["path"]
-        kw = {"params": p.get("params"), "timeout": 30}
-        if "data" in p:
-            kw["data"] = p["data"]
-        elif p.get("json") is not None:
-            kw["json"] = p["json"]
-        r = requests.request(p["method"], url, **kw)
+        r = http(p, base, prefix)
         ctype = r.headers.get("content-type", "")
         body = r.json() if ctype.startswith("application/json") else r.text
-        return {"status": r.status_code, "body": body}
+        answer = {"status": r.status_code, "body": body}
+        if "capture" in p:
+            answer["headers"] = captured(p, r)
+        return answer
+    if p["kind"] == "burst":
+        # n requests at once: what a full queue answers (load shedding). With "gate_after",
+        # the requests wait on a gate file the harness creates once that many have come back
+        # (the refused ones), so which ones are refused does not depend on timing.
+        with tempfile.TemporaryDirectory() as tmp:
+            gate = pathlib.Path(tmp) / "open"
+            q = {**p, "params": {**(p.get("params") or {}), **({"gate": str(gate)} if "gate_after" in p else {})}}
+            with ThreadPoolExecutor(p["n"]) as pool:
+                futures = [pool.submit(http, q, base, prefix) for _ in range(p["n"])]
+                if "gate_after" in p:
+                    done = 0
+                    for _ in as_completed(futures):
+                        done += 1
+                        if done == p["gate_after"]:
+                            gate.touch()
+                            break
+                responses = [f.result() for f in futures]
+        return {
+            "statuses": sorted(r.status_code for r in responses),
+            "retry_after": sorted({r.headers.get("retry-after", "") for r in responses if r.status_code != 200}),
+        }
+    if p["kind"] == "call":
+        return {"result": getattr(module, p["function"])()}
     h = handle if p["method_name"] == "__call__" else getattr(handle, p["method_name"])
+    if p.get("multiplexed_model_id"):
+        h = h.options(multiplexed_model_id=p["multiplexed_model_id"])
     if p.get("stream"):
         return {"items": list(h.options(stream=True).remote(*p["args"]))}
     return {"result": h.remote(*p["args"]).result(timeout_s=60)}
@@ -62,18 +108,19 @@ def comparable(p, answer):
         return answer["status"]
     if mode == "keys":
         body = answer.get("body", answer.get("result"))
-        return answer.get("status"), sorted(body) if isinstance(body, dict) else type(body).__name__
+        keys = sorted(body) if isinstance(body, dict) else type(body).__name__
+        return answer.get("status"), keys, answer.get("headers")
     return answer
 
 
 def run_probes(backend, serve, module, base):
     prefix = getattr(module, "ROUTE_PREFIX", "/")
     handle = serve.run(module.app, name="compat", route_prefix=prefix)
-    answers = [probe(p, base, prefix, handle) for p in module.PROBES]
+    answers = [probe(p, base, prefix, handle, module) for p in module.PROBES]
     updated = []
     if hasattr(module, "UPDATED_APP"):
         handle = serve.run(module.UPDATED_APP, name="compat", route_prefix=prefix)
-        updated = [probe(p, base, prefix, handle) for p in module.UPDATED_PROBES]
+        updated = [probe(p, base, prefix, handle, module) for p in module.UPDATED_PROBES]
     serve.delete("compat")
     for p, a in zip(module.PROBES, answers, strict=True):
         if p["kind"] == "http":

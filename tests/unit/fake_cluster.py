@@ -92,6 +92,7 @@ class FakeCluster:
         self.prestarted: list[tuple[str, int]] = []  # (node id, count) per prestart_workers call
         self.start_gate: asyncio.Event | None = None  # when set, replicas finish starting only once it is
         self.failing_versions: set[str] = set()  # replicas of these code versions fail to start
+        self.nodes = ["node-1"]  # alive Ray node ids
 
     def kv_put(self, key: bytes, value: bytes) -> None:
         self.kv[key] = value
@@ -122,7 +123,8 @@ class FakeCluster:
         self.actors.pop(handle.name, None)
 
     def alive_nodes(self) -> list[dict[str, Any]]:
-        return [{"node_id": "node-1", "ip": "10.0.0.1", "is_head": True, "labels": {}, "cpus": 2.0, "raylet_port": 1}]
+        return [{"node_id": n, "ip": "10.0.0.1", "is_head": n == "node-1", "labels": {}, "cpus": 2.0, "raylet_port": 1}
+                for n in self.nodes]
 
     def prestart_workers(self, node: dict[str, Any], count: int, keep_alive_s: int) -> None:
         self.prestarted.append((node["node_id"], count))

@@ -1,6 +1,7 @@
 """The compose target: containers read from `docker inspect`, node names, addresses inside and
-outside the compose network, the status document the runner reads, replica choice, and every
-fault through a fake Docker (no engine, no sockets)."""
+outside the compose network, the status document the runner reads, replica choice, the
+network-fault helper's scripts and container, and every fault through a fake Docker (no engine,
+no sockets)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,19 @@ from typing import Any
 import pytest
 
 from chaos.compose_containers import (
+    APPLIED,
     HEAL_SCRIPT,
+    HEALED,
+    HELPER_LABEL,
     Container,
     container_from_attrs,
+    cut_apply,
     endpoint,
+    heal_script,
+    helper_how,
+    helper_script,
     iptables_loss_script,
+    netem_apply,
     netem_command,
     node_containers,
     node_names,
@@ -23,7 +32,7 @@ from chaos.compose_containers import (
     running_inside,
     status_doc,
 )
-from chaos.compose_target import ComposeCluster, ExecResult
+from chaos.compose_target import ComposeCluster, DockerAPI, ExecResult, HelperState
 from chaos.schedule import PlannedFault
 from chaos.targets import TargetError, snapshot_from_status
 
@@ -33,7 +42,7 @@ pytestmark = pytest.mark.unit
 def attrs(cid: str, service: str, number: int, ip: str, status: str = "running",
           ports: dict[str, Any] | None = None, oneoff: bool = False) -> dict[str, Any]:
     return {
-        "Id": cid, "Name": f"/p-{service}-{number}",
+        "Id": cid, "Name": f"/p-{service}-{number}", "Image": f"sha256:{service}-image",
         "Config": {"Labels": {"com.docker.compose.project": "p", "com.docker.compose.service": service,
                               "com.docker.compose.container-number": str(number),
                               "com.docker.compose.oneoff": "True" if oneoff else "False"}},
@@ -78,6 +87,7 @@ def test_containers_from_inspect_documents():
     head, w1, w2, prom, runner = containers(HEAD, W1, W2, PROM, RUNNER)
     assert (head.node, head.address, head.published) == ("head", "10.78.0.10", {8000: ("127.0.0.1", 18600)})
     assert (w1.node, w2.node, prom.node, runner.node) == ("w1", "w2", None, None)
+    assert w1.image == "sha256:worker-image"  # a network-fault helper runs the node's own image
     assert runner.oneoff and not w1.oneoff
     assert list(node_containers([w2, prom, w1, head])) == ["head", "w1", "w2"]
     stopped = container_from_attrs({**W1, "State": {"Status": "exited"},
@@ -138,6 +148,65 @@ def test_network_fault_commands():
     assert "tc qdisc del dev eth0 root" in HEAL_SCRIPT and "-X SC-FAULT" in HEAL_SCRIPT
 
 
+def test_helper_scripts_apply_then_hold_heal_on_sigterm_or_on_their_own():
+    cut = cut_apply()
+    assert "-j DROP" in cut and "statistic" not in cut and cut.endswith("echo how=iptables drop")
+    held = helper_script(cut, 2.0).splitlines()
+    assert held[0].startswith("heal() {") and HEAL_SCRIPT in held[0]
+    assert held[1] == f"trap 'heal; echo \"{HEALED}\"; exit 0' TERM INT"  # the runner's SIGTERM heals
+    assert held[2] == f"{{ {cut}; }} || {{ heal; exit 3; }}"  # a failed apply is undone
+    assert held[3] == f'echo "{APPLIED}"'
+    assert held[4:] == ["sleep 32 & wait $!", "heal", f'echo "{HEALED}"']  # heals by itself if the runner died
+    once = helper_script(cut, None).splitlines()
+    assert once[1] == ":" and once[-1] == f'echo "{APPLIED}"' and "sleep" not in "".join(once)  # stays until heal
+    assert heal_script().splitlines() == [HEAL_SCRIPT, f'echo "{HEALED}"']
+    loss = netem_apply(loss_pct=10)
+    assert "tc qdisc add dev eth0 root netem loss 10%" in loss and "how=tc netem" in loss
+    assert "--probability 0.1000" in loss and "how=iptables statistic" in loss  # no netem qdisc: iptables
+    delay = netem_apply(delay_ms=50)
+    assert "netem delay 50ms" in delay and "exit 4" in delay and "statistic" not in delay
+    assert helper_how(f"how=tc netem\n{APPLIED}\n") == "tc netem" and helper_how("") == ""
+
+
+class FakeClient:
+    """docker.from_env()'s client, as far as the helper methods of DockerAPI use it."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[Any, ...]] = []
+        self.listed: list[dict[str, Any]] = []
+        outer = self
+
+        class Handle:
+            def __init__(self, cid: str) -> None:
+                self.id = cid
+
+        class Containers:
+            def run(self, image: str, command: list[str], **kw: Any) -> Handle:
+                outer.runs.append((image, command, kw))
+                return Handle("helper1")
+
+            def list(self, **kw: Any) -> list[Handle]:
+                outer.listed.append(kw)
+                return [Handle("helper1")]
+
+        self.containers = Containers()
+
+
+def test_the_helper_joins_the_nodes_network_namespace_as_root_with_net_admin_only():
+    api = DockerAPI()
+    api._client = FakeClient()
+    (w1,) = containers(W1)
+    assert api.run_helper(w1, "echo hi") == "helper1"
+    ((image, command, kw),) = api._client.runs
+    assert image == "sha256:worker-image" and command == ["-c", "echo hi"] and kw["entrypoint"] == ["/bin/sh"]
+    assert kw["network_mode"] == "container:bbbb2222"  # the node's namespace, nothing else of it
+    assert kw["cap_drop"] == ["ALL"] and kw["cap_add"] == ["NET_ADMIN", "NET_RAW"] and kw["user"] == "0:0"
+    assert kw["detach"] is True and kw["labels"] == {HELPER_LABEL: "bbbb2222"}
+    assert kw["name"].startswith("p-worker-1-netfault-")
+    assert api.helpers_of(w1) == ["helper1"]
+    assert api._client.listed == [{"all": True, "filters": {"label": f"{HELPER_LABEL}=bbbb2222"}}]
+
+
 # -- faults through a fake Docker ---------------------------------------------------------------
 
 
@@ -149,6 +218,8 @@ class FakeDocker:
         self.calls: list[tuple[str, str, Any]] = []
         self.dead_pids: set[int] = set()
         self.gone_pids: set[int] = set()  # exited before the kill (a stale view)
+        self.helpers: dict[str, dict[str, Any]] = {}  # id -> node, script, state
+        self.helper_error = ""  # every helper's apply fails with this on stderr
 
     def containers(self, project: str) -> list[Container]:
         return [container_from_attrs(d, project) for d in self.docs.values()]
@@ -190,6 +261,39 @@ class FakeDocker:
     def logs_since(self, c: Container, since: float) -> str:
         return "Ray runtime started.\n" if self.docs[c.id]["State"]["Status"] == "running" else ""
 
+    # A helper "runs" its script: how= from the script's text, as the shell would choose it.
+    def run_helper(self, target: Container, script: str) -> str:
+        hid = f"helper{len(self.helpers) + 1}"
+        self.calls.append(("helper", target.node or "", script))
+        held = "trap 'heal" in script
+        if script == heal_script():
+            state = HelperState(False, 0, f"{HEALED}\n", "")
+        elif self.helper_error:
+            state = HelperState(False, 3, "", self.helper_error)
+        elif "how=tc netem" in script and not self.tc_ok and "how=iptables statistic" not in script:
+            state = HelperState(False, 4, "", "no netem qdisc: Error: Specified qdisc not found.")
+        else:
+            how = ("tc netem" if self.tc_ok else "iptables statistic") if "how=tc netem" in script else "iptables drop"
+            state = HelperState(held, None if held else 0, f"how={how}\n{APPLIED}\n", "")
+        self.helpers[hid] = {"node": target.node, "target": target.id, "script": script, "state": state,
+                             "removed": False}
+        return hid
+
+    def helper_state(self, helper: str) -> HelperState:
+        return self.helpers[helper]["state"]
+
+    def stop_helper(self, helper: str) -> None:
+        self.calls.append(("stop-helper", self.helpers[helper]["node"], helper))
+        st = self.helpers[helper]["state"]
+        if st.running:
+            self.helpers[helper]["state"] = HelperState(False, 0, st.stdout + f"{HEALED}\n", "")
+
+    def remove_helper(self, helper: str) -> None:
+        self.helpers[helper]["removed"] = True
+
+    def helpers_of(self, target: Container) -> list[str]:
+        return [h for h, v in self.helpers.items() if v["target"] == target.id and not v["removed"]]
+
 
 class Clock:
     def __init__(self) -> None:
@@ -225,6 +329,8 @@ def test_check_snapshot_proxies_and_prometheus_inside_and_outside():
     assert outside.proxy_urls("serve_core", ["all"]) == ["http://127.0.0.1:18600", "http://127.0.0.1:18601",
                                                          "http://127.0.0.1:18602"]
     assert outside.prometheus_url() == "http://127.0.0.1:19090"
+    # the load's metrics: on the compose network for Prometheus inside, on loopback from the host
+    assert (inside.load_metrics_host, outside.load_metrics_host) == ("0.0.0.0", "127.0.0.1")
     probe = d.calls[0]
     assert probe[1] == "head" and probe[2][-2:] == ["--address", "10.78.0.10:6379"]
 
@@ -294,26 +400,53 @@ def test_kill_and_restart_a_worker():
     assert not bad.ok and "no node 'w9'" in (bad.error or "")
 
 
-def _scripts(d: FakeDocker, node: str) -> list[str]:
-    return [x[2][2] for x in d.calls if x[0] == "exec" and x[1] == node and x[2][:2] == ["sh", "-c"]]
+def _helpers(d: FakeDocker, node: str) -> list[str]:
+    return [x[2] for x in d.calls if x[0] == "helper" and x[1] == node]
 
 
-def test_partition_drops_every_packet_for_the_duration_then_heals():
+def _no_network_tools_in_the_nodes(d: FakeDocker) -> None:
+    """Nothing ran tc or iptables in a node's container: they hold no NET_ADMIN."""
+    assert not [x for x in d.calls if x[0] == "exec" and ("iptables" in str(x[2]) or "tc" in x[2][:1])]
+
+
+def test_partition_cuts_from_a_helper_for_the_duration_then_heals():
     d = FakeDocker(DOCS)
     out = cluster(d).inject(fault("partition", node="w2", duration_s=3.0))
     assert out.ok and out.output is not None and out.output["detail"]["how"] == "iptables drop"
-    cut, heal = _scripts(d, "w2")
-    assert "-j DROP" in cut and "statistic" not in cut  # all packets, in and out
-    assert "-I INPUT -i eth0" in cut and "-I OUTPUT -o eth0" in cut
-    assert heal == HEAL_SCRIPT
+    (script,) = _helpers(d, "w2")
+    assert script == helper_script(cut_apply(), 3.0)  # held: it heals when stopped
+    assert ("stop-helper", "w2", "helper1") in d.calls
+    assert d.helpers["helper1"]["removed"] and HEALED in d.helpers["helper1"]["state"].stdout
     assert not [x for x in d.calls if x[0] in ("pause", "unpause")]
+    _no_network_tools_in_the_nodes(d)
 
 
-def test_partition_without_iptables_names_the_fix():
+def test_partition_without_iptables_in_the_image_names_the_fix():
     d = FakeDocker(DOCS)
-    d.exec = lambda c, argv, timeout_s: ExecResult(3, "", "iptables: not found")  # type: ignore[method-assign]
+    d.helper_error = "sh: 1: iptables: not found"
     out = cluster(d).inject(fault("partition", node="w2", duration_s=3.0))
-    assert not out.ok and "NET_ADMIN" in (out.error or "") and "iptables: not found" in (out.error or "")
+    assert not out.ok and "iptables: not found" in (out.error or "") and "SERVE_CORE_NET_HELPER_IMAGE" in (out.error or "")
+    assert d.helpers["helper1"]["removed"]
+
+
+def test_a_partition_without_duration_stays_until_heal_which_stops_every_helper():
+    d = FakeDocker(DOCS)
+    c = cluster(d)
+    assert c.inject(fault("partition", node="w1")).ok
+    assert _helpers(d, "w1") == [helper_script(cut_apply(), None)] and d.helpers["helper1"]["removed"]
+    d.helpers["stale"] = {"node": "w1", "target": "bbbb2222", "script": "", "removed": False,  # a dead runner's
+                          "state": HelperState(True, None, f"{APPLIED}\n", "")}
+    out = c.inject(fault("heal", node="w1"))
+    assert out.ok and out.output["detail"]["helpers_stopped"] == 1
+    assert _helpers(d, "w1")[-1] == heal_script()
+    assert ("stop-helper", "w1", "stale") in d.calls and all(h["removed"] for h in d.helpers.values())
+    _no_network_tools_in_the_nodes(d)
+
+
+def test_a_network_fault_on_a_stopped_node_says_so():
+    d = FakeDocker([HEAD, W1, attrs("cccc3333", "worker", 2, "", status="exited")])
+    out = cluster(d).inject(fault("partition", node="w2", duration_s=1.0))
+    assert not out.ok and "is exited" in (out.error or "") and not d.helpers
 
 
 def test_partition_freeze_pauses_for_the_duration_and_heal_unpauses():
@@ -331,12 +464,13 @@ def test_netem_uses_tc_and_falls_back_to_iptables_for_loss_only():
     d = FakeDocker(DOCS)
     out = cluster(d).inject(fault("netem", node="w1", args={"loss_pct": 5.0}, duration_s=2.0))
     assert out.ok and out.output is not None and out.output["detail"]["how"] == "tc netem"
+    assert _helpers(d, "w1") == [helper_script(netem_apply(loss_pct=5.0), 2.0)]
     d = FakeDocker(DOCS, tc_ok=False)
     out = cluster(d).inject(fault("netem", node="w1", args={"loss_pct": 5.0}, duration_s=2.0))
     assert out.ok and out.output is not None and out.output["detail"]["how"] == "iptables statistic"
-    assert any(x[2][:2] == ["sh", "-c"] and "statistic" in x[2][2] for x in d.calls if x[0] == "exec")
     delay = cluster(FakeDocker(DOCS, tc_ok=False)).inject(fault("netem", node="w1", args={"delay_ms": 50.0}))
-    assert not delay.ok and "no netem qdisc" in (delay.error or "")
+    assert not delay.ok and "no netem qdisc" in (delay.error or "") and "loss_pct" in (delay.error or "")
+    _no_network_tools_in_the_nodes(d)
 
 
 def test_interrupt_ends_a_held_fault_at_once():
@@ -346,4 +480,63 @@ def test_interrupt_ends_a_held_fault_at_once():
     assert c.inject(fault("partition", node="w1", args={"mode": "freeze"}, duration_s=3600.0)).ok
     assert d.docs["bbbb2222"]["State"]["Status"] == "running"
     assert c.inject(fault("partition", node="w2", duration_s=3600.0)).ok
-    assert _scripts(d, "w2")[-1] == HEAL_SCRIPT
+    assert ("stop-helper", "w2", "helper1") in d.calls and d.helpers["helper1"]["removed"]
+
+
+# -- the compose files themselves ---------------------------------------------------------------
+
+
+def _compose(name: str) -> dict[str, Any]:
+    import os
+
+    import yaml
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "compose", name)) as f:
+        return yaml.safe_load(f)
+
+
+def test_the_compose_file_runs_no_root_no_net_admin_no_socket_and_no_secret_on_a_command_line():
+    doc = _compose("docker-compose.yml")
+    assert "chaos" not in doc["services"]  # the runner with the Docker socket is opt-in
+    for name, svc in doc["services"].items():
+        assert str(svc.get("user", "")).split(":")[0] not in ("", "0", "root"), name
+        assert not svc.get("cap_add") and not svc.get("privileged"), name
+        assert not [v for v in svc.get("volumes") or [] if "docker.sock" in str(v)], name
+        shown = json.dumps([svc.get("command"), svc.get("entrypoint"), svc.get("environment")])
+        assert "PASSWORD:" not in shown and "TOKEN:" not in shown and "${" not in shown.replace("${SERVE_CORE_", ""), name
+    env = doc["x-ray-env"]
+    assert env["RAY_AUTH_TOKEN_PATH"] == "/run/secrets/ray_token" and "RAY_AUTH_TOKEN" not in env
+    redis = doc["services"]["redis"]["command"]
+    assert "--requirepass" not in redis and redis[redis.index("--tls-auth-clients") + 1] == "yes"
+    assert redis[redis.index("--port") + 1] == "0"  # no plain-text port
+    assert doc["services"]["head"]["environment"]["RAY_REDIS_ADDRESS"].startswith("rediss://")
+    assert set(doc["secrets"]) >= {"ray_token", "redis_key", "redis_client_key", "grafana_admin_password"}
+    local = _compose("docker-compose.local.yml")
+    assert "chaos" not in local["services"]  # else `up` would start a half-defined runner
+    chaos = _compose("docker-compose.chaos.yml")["services"]["chaos"]
+    assert chaos["profiles"] == ["tools"] and str(chaos["user"]).split(":")[0] == "1000"
+    assert "/var/run/docker.sock:/var/run/docker.sock" in chaos["volumes"]
+
+
+def test_check_waits_for_a_project_that_is_still_starting_with_progress_then_names_the_timeout():
+    """Issue 16: `up -d` returns in seconds and the runner used to exit 3 at once."""
+    d = FakeDocker(DOCS, probe={"error": "connection refused (the GCS is starting)"})
+    c, said = cluster(d), []
+    c.say = said.append
+    answers_after = c.monotonic() + 40
+
+    def probe_then_answer(container, argv, timeout_s):
+        if argv[:3] == ["python", "-m", "serve_core.local_cluster.probe"] and c.monotonic() >= answers_after:
+            return ExecResult(0, json.dumps(PROBE) + "\n", "")
+        return FakeDocker.exec(d, container, argv, timeout_s)
+
+    d.exec = probe_then_answer
+    assert list(c.check().names) == ["head", "w1", "w2"]
+    assert said and "is starting (connection refused (the GCS is starting)); waiting up to 240s" in said[0]
+    assert len(said) == 3  # at 0, 15 and 30 s: progress, not a line per poll
+
+    never = cluster(FakeDocker(DOCS, probe={"error": "connection refused"}))
+    never.say = lambda m: None
+    with pytest.raises(TargetError, match="Ray does not answer") as info:
+        never.check()
+    assert "still not after 240s" in info.value.cause and "logs head" in info.value.fix

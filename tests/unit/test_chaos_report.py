@@ -107,7 +107,7 @@ def test_passed_report_has_the_real_figures(journal):
     assert "0 retried on the next proxy after a refused connection, 2 late, 0 missed, 0 not started" in text
     assert "p50 10.0 ms, p90 17.4 ms, p99 42.9 ms, max 723.5 ms" in text
     assert "Client-side uptime: **100%** (13500 of 13500 requests ok)." in text
-    assert "| before | 0–18 | p99 | ≤ 200 ms | 13.4 ms | - | - | met |" in text
+    assert "| before | 0–18 | p99 | ≤ 200 ms | 13.4 ms | - | - | met |" in text  # the gate before the faults
     assert "| during | 20–70 | availability | ≥ 99.9% | 100% | - | 0% | met |" in text
     assert "| during | 20–70 | p99 | ≤ 200 ms | 31.8 ms | - | - | met |" in text
     assert "| whole | 0–90 | recovery | ≤ 20 s | 0.0 s | - | - | met |" in text
@@ -124,6 +124,20 @@ def test_passed_report_has_the_real_figures(journal):
     assert "the client sent 13494 in the run's window, Prometheus counted 13500: 6 more on the server" in text
     assert "- Never seen by the server: none: every request got an HTTP answer." in text
     assert text.rstrip().endswith("## Aborts, rollbacks and warnings\n\nNone.")
+
+
+def test_a_window_the_experiment_does_not_judge_never_reads_violated(journal):
+    """Issue 16: the warm-up window's p99 read **violated** above a PASSED verdict."""
+    j = copy.deepcopy(journal)
+    j["experiment"]["steady_state"]["require_before"] = False  # the before window only informs
+    _result(j, "before", "latency").update(value=950.0, verdict="violated", ok=False)
+    text = render(j)
+    assert text.startswith("# replica_kills: PASSED")
+    before = [line for line in text.splitlines() if line.startswith("| before |")]
+    assert before and not any("violated**" in line for line in before)
+    assert "| before | 0–18 | p99 | ≤ 200 ms | 950.0 ms | - | - | not judged (would be violated; " in text
+    html = render_html(j)
+    assert "not judged (would be violated; the experiment judges during, after, whole)" in html
 
 
 def test_passed_summary(journal):

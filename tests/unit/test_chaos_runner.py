@@ -150,7 +150,7 @@ class FakeProbe:
         self.burn_calls = []
         self.t0 = None
 
-    def evaluate(self, slos, start, end, fault_times):
+    def evaluate(self, slos, start, end, fault_times, fault_ends=()):
         self.evaluated.append(([s.name for s in slos], start, end, list(fault_times), self.clock.time()))
         if self.evaluate_error:
             raise self.evaluate_error

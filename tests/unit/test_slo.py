@@ -126,10 +126,31 @@ def test_judge_recovery():
     assert "fault at 103.5: unhealthy from +0.5 s, recovered in 1.5 s" in r.detail
     late = judge_recovery(Recovery(max_s=2), pts([0.0, 0.9, 0.9, 0.0]), [100], "q")
     assert late.value == 3 and late.ok is False
-    never = judge_recovery(slo, pts([0.0, 0.9, 0.9]), [100], "q")
-    assert never.verdict is Verdict.VIOLATED and never.value == 2 and "not recovered by 102" in never.detail
+    never = judge_recovery(slo, pts([0.0] + [0.9] * 6), [100], "q")
+    assert never.verdict is Verdict.VIOLATED and never.value == 6 and "not recovered by 106" in never.detail
+    too_soon = judge_recovery(slo, pts([0.0, 0.9, 0.9]), [100], "q")  # the window ended 2 s after the kill
+    assert too_soon.verdict is Verdict.NO_DATA and "recovery not judged" in too_soon.detail
     assert judge_recovery(slo, pts([None, None]), [100], "q").verdict is Verdict.NO_DATA
     assert judge_recovery(slo, pts([0.0]), [], "q").verdict is Verdict.NO_DATA
+
+
+def test_recovery_is_not_judged_when_the_window_ends_before_a_whole_ratio_window_after_the_fault():
+    """Issue 16: a partition healed 3 s before the load ended; the 5 s error ratio still covered
+    it at the end, so "not recovered" was a guess, and it failed a run whose client saw no error."""
+    slo = Recovery(max_s=30, window_s=5)
+    points = pts([0.0, 0.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])  # 100..111, bad from 102
+    cut = judge_recovery(slo, points, [100], "q", fault_ends=[108.0])  # healed at 108, window ends at 111
+    assert cut.verdict is Verdict.NO_DATA and cut.ok is None
+    assert "recovery not judged: the window ended 3 s after the fault stopped acting" in cut.detail
+    assert "lengthen after_s" in cut.detail
+    # Five seconds or more after the heal, still bad: that is not recovered.
+    assert judge_recovery(slo, points, [100], "q", fault_ends=[106.0]).verdict is Verdict.VIOLATED
+    # Without the fault's end, as before: the fault's own time counts.
+    assert judge_recovery(slo, points, [100], "q").verdict is Verdict.VIOLATED
+    # A judged fault that took too long still fails the run beside one that cannot be judged.
+    two = pts([0.0, 0.9, 0.9, 0.9, 0.9, 0.0, 0.0, 0.9, 0.9])  # 100..108
+    mixed = judge_recovery(Recovery(max_s=2, window_s=5), two, [100, 106], "q", fault_ends=[100.0, 107.0])
+    assert mixed.verdict is Verdict.VIOLATED and mixed.value == 5
 
 
 def test_grid_fills_gaps():
