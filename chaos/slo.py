@@ -122,27 +122,27 @@ def judge_promql(slo: PromQL, value: float | None, query: str, window: str) -> S
 
 
 def recovery_times(points: Sequence[tuple[float, float | None]], fault_times: Sequence[float],
-                   healthy_error_ratio: float) -> list[FaultRecovery]:
+                   healthy_error_ratio: float, stable_s: float = 0.0) -> list[FaultRecovery]:
     """Recovery per fault from an error-ratio series sampled on a regular grid.
 
     ``points`` are ``(time, error ratio or None)`` in time order; None (no request counted in the
     window) counts as unhealthy: a dead proxy counts nothing, and that is not health. For each
     fault, impact is the first unhealthy point at or after it and before the next fault; recovery
-    is the healthy point after the last unhealthy one before the next fault (a short blip followed
-    by a long outage recovers when the outage ends, not after the blip). A fault with no
-    unhealthy point recovers in 0 s.
+    is the first healthy point after the impact that stays healthy for ``stable_s`` (or until the
+    next fault, or the end): a moment of health inside a longer outage is not a recovery. A fault
+    with no unhealthy point recovers in 0 s.
     """
     faults = sorted(fault_times)
     out = []
     for i, f in enumerate(faults):
         nxt = faults[i + 1] if i + 1 < len(faults) else math.inf
-        mine = [(t, _healthy(v, healthy_error_ratio)) for t, v in points if f <= t < nxt]
-        impact = next((t for t, ok in mine if not ok), None)
+        impact = next((t for t, v in points if f <= t < nxt and not _healthy(v, healthy_error_ratio)), None)
         if impact is None:
             out.append(FaultRecovery(f, None, f, 0.0))
             continue
-        last_bad = max(t for t, ok in mine if not ok)
-        back = next((t for t, v in points if t > last_bad and _healthy(v, healthy_error_ratio)), None)
+        back = next((t for t, v in points if t > impact and _healthy(v, healthy_error_ratio)
+                     and all(_healthy(w, healthy_error_ratio) for u, w in points if t < u <= min(t + stable_s, nxt))),
+                    None)
         out.append(FaultRecovery(f, impact, back, None if back is None else back - f))
     return out
 
@@ -160,7 +160,7 @@ def judge_recovery(slo: Recovery, points: Sequence[tuple[float, float | None]], 
     if all(v is None for _, v in points):
         return SLOResult(slo.name, slo.kind, Verdict.NO_DATA, None, slo.max_s, "<=", "s", query,
                          f"no requests counted{_on(slo.route)} between the first fault and the end of the window")
-    recs = recovery_times(points, fault_times, slo.healthy_error_ratio)
+    recs = recovery_times(points, fault_times, slo.healthy_error_ratio, stable_s=slo.window_s)
     end = points[-1][0] if points else max(fault_times)
     acted_until = dict(zip(fault_times, fault_ends, strict=True)) if fault_ends else {}
     unjudged = {r.fault_at for r in recs if r.recovery_s is None

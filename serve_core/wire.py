@@ -161,18 +161,25 @@ class FrameProtocol(asyncio.Protocol):
         if isinstance(self._handshake, ServerHandshake):
             self.transport.write(self._handshake.hello())  # type: ignore[union-attr]
 
-    def _ungate(self) -> None:
+    def _handshake_over(self, error: Exception | None) -> None:
+        """The handshake succeeded (``error`` None), failed or was cut short: free its place
+        in the gate, stop its deadline, and settle ``ready``."""
         if self._gated and self._gate is not None:
             self._gated = False
             self._gate.leave()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.ready is not None and not self.ready.done():
+            if error is None:
+                self.ready.set_result(None)
+            else:
+                self.ready.set_exception(error)
+                self.ready.exception()  # retrieved here: a caller may have stopped waiting
 
     def _refuse(self, why: str) -> None:
-        self._timer = None
-        self._ungate()
         auth_log.failed(self.side, self.transport.get_extra_info("peername") if self.transport else None, why)
-        if self.ready is not None and not self.ready.done():
-            self.ready.set_exception(HandshakeError(why))
-            self.ready.exception()  # retrieved here: a caller may have stopped waiting
+        self._handshake_over(HandshakeError(why))
         if self.transport is not None:
             self.transport.abort()
 
@@ -190,12 +197,7 @@ class FrameProtocol(asyncio.Protocol):
         if not hs.done:
             return b""
         self._handshake = None
-        self._ungate()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self.ready is not None and not self.ready.done():
-            self.ready.set_result(None)
+        self._handshake_over(None)
         return rest
 
     def data_received(self, data: bytes) -> None:
@@ -230,13 +232,7 @@ class FrameProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        self._ungate()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self.ready is not None and not self.ready.done():
-            self.ready.set_exception(ConnectionError(f"connection closed during the handshake ({exc})"))
-            self.ready.exception()
+        self._handshake_over(ConnectionError(f"connection closed during the handshake ({exc})"))
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
         self._on_lost(exc)

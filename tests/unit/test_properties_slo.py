@@ -6,7 +6,7 @@ import math
 from bisect import bisect_left
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from chaos.crosscheck import ClientRecord, ServerFigures, bucket_of, client_figures, compare, percentile_nearest_rank
@@ -209,7 +209,8 @@ def pts(values, start=100):
 def test_recovery_times_are_ordered_and_judged(values, offsets, healthy):
     points = pts(values)
     faults = [100.0 + o for o in offsets]
-    recs = recovery_times(points, faults, healthy)
+    slo = Recovery(max_s=5, healthy_error_ratio=healthy)
+    recs = recovery_times(points, faults, healthy, stable_s=slo.window_s)  # as judge_recovery measures them
     assert [r.fault_at for r in recs] == sorted(faults)
     for r in recs:
         if r.impact_at is None:
@@ -220,7 +221,7 @@ def test_recovery_times_are_ordered_and_judged(values, offsets, healthy):
             assert r.recovery_s is None
         else:
             assert r.recovered_at > r.impact_at and r.recovery_s == r.recovered_at - r.fault_at
-    verdict = judge_recovery(Recovery(max_s=5, healthy_error_ratio=healthy), points, faults, "q")
+    verdict = judge_recovery(slo, points, faults, "q")
     if all(v is None for v in values):
         assert verdict.verdict is Verdict.NO_DATA, "no request counted after the fault: not judged"
     elif verdict.verdict is Verdict.NO_DATA:  # a fault not seen to recover, too near the window's end to judge
@@ -232,17 +233,27 @@ def test_recovery_times_are_ordered_and_judged(values, offsets, healthy):
 
 
 @SETTINGS
-@given(points_lists, st.integers(0, 39), st.integers(0, 39))
-@example([0.0, 0.0, 0.5, 0.0, 0.5, 0.5, 0.5, 0.5, 0.0], 0, 0)  # a blip at 102, down 104..107: recovery 3 s -> 1 s
-def test_more_errors_never_make_recovery_look_faster(values, fault_offset, i):
+@given(points_lists, st.integers(0, 39), st.integers(0, 39), st.sampled_from([0.0, 3.0, 5.0]))
+@example([0.0, 0.0, 0.5, 0.0, 0.5, 0.5, 0.5, 0.5, 0.0], 0, 4, 3.0)  # a blip at 102, down 104..107
+def test_more_errors_after_the_impact_never_make_recovery_look_faster(values, fault_offset, i, stable_s):
+    """An error at or after a fault's impact can only end its outage later. (One before the impact
+    moves the impact earlier: the outage measured is then another, earlier one.)"""
     points = pts(values)
+    fault = 100.0 + fault_offset
+    before = recovery_times(points, [fault], 0.01, stable_s)[0]
     i = i % len(values)
+    assume(before.impact_at is not None and points[i][0] >= before.impact_at)
     worse = list(points)
     worse[i] = (worse[i][0], 1.0)
-    before = recovery_times(points, [100.0 + fault_offset], 0.01)[0].recovery_s
-    after = recovery_times(worse, [100.0 + fault_offset], 0.01)[0].recovery_s
+    after = recovery_times(worse, [fault], 0.01, stable_s)[0].recovery_s
     inf = math.inf
-    assert (inf if after is None else after) >= (inf if before is None else before)
+    assert (inf if after is None else after) >= (inf if before.recovery_s is None else before.recovery_s)
+
+
+def test_a_moment_of_health_inside_an_outage_is_not_its_recovery():
+    points = pts([0.0, 0.0, 0.5, 0.0, 0.5, 0.5, 0.5, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # 100..113
+    assert recovery_times(points, [100.0], 0.01)[0].recovered_at == 103  # without a stable window: the blip
+    assert recovery_times(points, [100.0], 0.01, stable_s=3)[0].recovered_at == 108
 
 
 @FEWER
