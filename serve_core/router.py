@@ -38,6 +38,7 @@ REFUSED_AT_ZERO_DEMAND_S = 2.0  # a refusal at zero replicas counts as demand th
 HELD_AT_ZERO_MAX = 1000  # requests a caller holds while a deployment has no replica (max_queued_requests=-1)
 MAX_RETRIES = 3
 RECENT_MODELS_MAX = 1024  # model ids a caller remembers sending, until replicas report them
+RECENT_UNCONFIRMED_S = 10.0  # a model sent to a replica counts as there this long without its report
 _rids = itertools.count(1)
 
 
@@ -196,7 +197,8 @@ class Router:
         self.no_replica_timeout_s = no_replica_timeout_s
         self.queued = 0
         self.models: dict[str, frozenset[str]] = {}  # replica id -> multiplexed models it holds
-        self.recent: OrderedDict[str, str] = OrderedDict()  # model id -> replica last sent it (not yet reported)
+        # model id -> (replica last sent it, when): what reports have not confirmed yet
+        self.recent: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self.on_starved: Any = None  # called when a request finds no replica (scale from zero)
         self.link: Link | None = None  # set by the caller context before replicas arrive
         self._refused_at_zero_until = 0.0
@@ -217,9 +219,12 @@ class Router:
         self.backpressure: dict[str, Any] = info.get("backpressure") or {}  # read only once max_queued >= 0
         live = {a.replica_id: a for a in info["replicas"]}
         models = {rid: frozenset(ids) for rid, ids in info.get("models", {}).items()}
+        now = time.monotonic()
         for rid, ids in models.items():
-            if self.models.get(rid) != ids:  # a new report: it says what that replica holds now
-                for m in [m for m, r in self.recent.items() if r == rid]:
+            if self.models.get(rid) != ids:  # a new report: it confirms what it lists. One made before
+                # a model sent since arrived there does not list it yet: that entry stays a while.
+                for m in [m for m, (r, at) in self.recent.items()
+                          if r == rid and (m in ids or now - at > RECENT_UNCONFIRMED_S)]:
                     del self.recent[m]
         self.models = models
         dead = set(info.get("dead", ()))
@@ -317,7 +322,7 @@ class Router:
         if not model_id:
             return choose(loads(fresh), self.max_ongoing, self._rng)
         held = {c.addr.replica_id: self.models.get(c.addr.replica_id, frozenset()) for c in fresh}
-        for m, rid in self.recent.items():
+        for m, (rid, _) in self.recent.items():
             if rid in held:
                 held[rid] = held[rid] | {m}
         pick = choose(loads([c for c in fresh if model_id in held[c.addr.replica_id]]), self.max_ongoing, self._rng)
@@ -327,7 +332,7 @@ class Router:
         if pick is None:
             pick = choose(loads(fresh), self.max_ongoing, self._rng)
         if pick is not None:
-            self.recent[model_id] = pick
+            self.recent[model_id] = (pick, time.monotonic())
             self.recent.move_to_end(model_id)
             while len(self.recent) > RECENT_MODELS_MAX:
                 self.recent.popitem(last=False)

@@ -35,8 +35,9 @@ line for ``import serve_core as serve``. Every module defines:
   the mechanical rename a user would do.
 
   Optional ``"compare"`` says how to compare with Ray Serve's answer: ``"exact"``
-  (default), ``"status"`` (status code only) or ``"keys"`` (status code and the
-  top-level JSON keys), for answers holding PIDs or large documents.
+  (default), ``"status"`` (status code only), ``"keys"`` (status code and the
+  top-level JSON keys), for answers holding PIDs or large documents, or ``"shed"``
+  for a burst (the statuses seen, Retry-After, and between 1 and ``max_ok`` accepted).
 
 ``torch_user_config`` also defines ``NEW_USER_CONFIG``, ``DEPLOYMENT_NAME``,
 ``UPDATED_APP`` and ``UPDATED_PROBES`` (see that module).

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from serve_core import multiplex
+from serve_core import multiplex, router
 from serve_core.errors import ConfigError
 from serve_core.ids import DeploymentID, ReplicaAddress
 from serve_core.router import Router
@@ -135,9 +135,18 @@ def test_router_spreads_new_models_and_remembers_them_before_any_report():
         assert sorted(first.values()) == ["r1", "r2", "r3"]  # one model each, none evicts
         again = {m: {(await r._acquire(set(), m)).addr.replica_id for _ in range(5)} for m in first}
         assert again == {m: {rid} for m, rid in first.items()}
-        # A replica's report replaces what this caller assumed about it.
+        # A replica's report made before "a" reached it (it lists only "z") does not make this caller
+        # forget "a" (that sent a's next requests elsewhere, loading it twice); a report listing "a"
+        # confirms it, and an entry no report confirms within RECENT_UNCONFIRMED_S is dropped.
         holder_of_a = first["a"]
         r.update(info({holder_of_a: ["z"]}, max_ongoing=100))
-        assert "a" not in r.recent and r.recent["b"] == first["b"]
+        assert r.recent["a"][0] == holder_of_a and r.recent["b"][0] == first["b"]
+        assert {(await r._acquire(set(), "a")).addr.replica_id for _ in range(3)} == {holder_of_a}
+        r.update(info({holder_of_a: ["z", "a"]}, max_ongoing=100))
+        assert "a" not in r.recent and "a" in r.models[holder_of_a]
+        holder_of_b = first["b"]
+        r.recent["b"] = (holder_of_b, r.recent["b"][1] - router.RECENT_UNCONFIRMED_S - 1)
+        r.update(info({holder_of_a: ["z", "a"], holder_of_b: ["y"]}, max_ongoing=100))
+        assert "b" not in r.recent  # never confirmed: the replica may have evicted it, or never got it
 
     asyncio.run(main())
