@@ -419,7 +419,8 @@ def render_md(doc: dict) -> str:
         f"- Ray {doc['ray_version']}, `ray.init(num_cpus={RAY_NUM_CPUS})` once, backends run one after another",
         f"- wrk: {doc['wrk_version']}; warm-up {doc['warmup_s']} s; each measurement {doc['duration_s']} s",
         f"- req/s: `wrk -t{WRK_THREADS_16} -c{WRK_CONNS_16} -d{doc['duration_s']}s --latency {URL}`; "
-        f"latency: `wrk -t1 -c1 -d{doc['duration_s']}s --latency {URL}`",
+        f"latency: `wrk -t1 -c1 -d{doc['duration_s']}s --latency {URL}`"
+        + ("; serve_core_tls: the same at `https://`" if "serve_core_tls" in doc["backends"] else ""),
         f"- deployment (identical for both): `@serve.deployment(num_replicas=1, "
         f"max_ongoing_requests={doc['options']['max_ongoing_requests']})` class, "
         "`async def __call__(self, request): return \"ok\"`, default logging",
