@@ -105,7 +105,9 @@ def test_failed_health_check_replaces_replica(serve_core_app):
     h = serve.run(apps.Flaky.bind(), name="f", route_prefix=None)
     bad_pid = h.make_unhealthy.remote().result()
     assert wait_for(lambda: h.remote().result() != bad_pid, timeout=30)
-    assert serve.status().applications["f"].deployments["Flaky"].replica_states == {"RUNNING": 1}
+    # The replacement may answer before the old replica has finished stopping.
+    assert wait_for(lambda: serve.status().applications["f"].deployments["Flaky"].replica_states == {"RUNNING": 1},
+                    timeout=30), serve.status().applications["f"].deployments["Flaky"].replica_states
 
 
 def test_killed_replica_is_replaced(serve_core_app):
