@@ -136,9 +136,9 @@ def cmd_status(ns: argparse.Namespace) -> int:
         "proxies": {n[:12]: f"{p['state']} {p['host']}:{p['port']}" for n, p in st.proxies.items()},
         "applications": {
             name: {
-                "status": str(a.status.value), "route_prefix": a.route_prefix, "message": a.message,
+                "status": str(a.status), "route_prefix": a.route_prefix, "message": a.message,
                 "deployments": {
-                    d: {"status": str(v.status.value), "replicas": v.replica_states, "target": v.target_replicas,
+                    d: {"status": str(v.status), "replicas": v.replica_states, "target": v.target_replicas,
                         "message": v.message}
                     for d, v in a.deployments.items()
                 },

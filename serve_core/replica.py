@@ -25,7 +25,7 @@ from typing import Any
 import cloudpickle
 
 from serve_core import asgi, context, metrics, multiplex, tls, wire
-from serve_core.errors import ServeCoreError, UserCodeError
+from serve_core.errors import ServeCoreError, UserCodeError, client_message
 from serve_core.handshake import ServerHandshake
 from serve_core.ids import DeploymentID
 from serve_core.loop_thread import LoopThread, undo_worker_niceness
@@ -291,8 +291,6 @@ class ReplicaServer:
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            from serve_core.errors import client_message
-
             request_id = context.request_context.get().request_id  # the detail is logged under it
             log.warning("request %s failed in %s: %s", request_id, self.dep, e, exc_info=True)
             if sink.streaming:
@@ -302,7 +300,7 @@ class ReplicaServer:
                 if isinstance(e, json.JSONDecodeError):
                     status = 400  # a malformed body is the client's fault
                 # Clients get the type and one line; tracebacks (nested calls') only with debug_errors.
-                message = str(e) if self.spec.get("debug_errors", False) else client_message(e)
+                message = client_message(e, debug=self.data_path.get("debug_errors", False))
                 frame = asgi.error_body(status, type(e).__name__, message, deployment=self.dep.name, request_id=request_id)
                 proto.send((wire.HTTP, rid, *frame, self.ongoing - 1))
             return "error"

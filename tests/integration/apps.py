@@ -387,3 +387,14 @@ class Sizes:
 
     def blow_up(self, n: int) -> bytes:
         return b"y" * n
+
+
+@serve.deployment
+class CallsFail:
+    """An HTTP ingress whose nested handle call raises (error detail tests)."""
+
+    def __init__(self, counter):
+        self.counter = counter
+
+    async def __call__(self, request: Request):
+        return await self.counter.fail.remote("deep trouble\nsecond line of detail")

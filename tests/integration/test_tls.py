@@ -15,7 +15,7 @@ import requests
 
 import serve_core as serve
 from serve_core import cluster, handshake
-from tests.integration.apps import Counter
+from tests.integration.apps import CallsFail, Counter
 from tests.integration.conftest import HTTP_OPTIONS, PORT
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ def tls(serve_instance, tmp_path_factory):
     subprocess.run(["bash", str(REPO_ROOT / "scripts" / "make_tls_certs.sh"), str(certs)], check=True, capture_output=True)
     cert, key, ca = (str(certs / f) for f in ("node.crt", "node.key", "ca.crt"))
     serve.shutdown()
-    serve.start(http_options={**HTTP_OPTIONS, "ssl_certfile": cert, "ssl_keyfile": key,
+    serve.start(http_options={**HTTP_OPTIONS, "ssl_certfile": cert, "ssl_keyfile": key, "debug_errors": True,
                               "data_path": {"tls_certfile": cert, "tls_keyfile": key, "tls_ca_certs": ca}})
     try:
         yield {"cert": cert, "key": key, "ca": ca}
@@ -85,3 +85,13 @@ def test_https_at_the_proxy_and_mutual_tls_to_the_replica(tls):
     r = requests.get(f"https://127.0.0.1:{PORT}/tls", verify=tls["ca"], timeout=10)
     assert r.status_code == 200
     serve.delete("tls")
+
+
+def test_debug_errors_reaches_the_replicas(tls):
+    """This module's serve_core runs with debug_errors=True: the error's whole text reaches the
+    client (the tier's default, off, sends its first line and logs the rest)."""
+    serve.run(CallsFail.bind(Counter.bind()), name="dbg", route_prefix="/dbg")
+    r = requests.get(f"https://127.0.0.1:{PORT}/dbg", verify=tls["ca"], timeout=10)
+    assert r.status_code == 500 and "deep trouble" in r.json()["message"]
+    assert "second line of detail" in r.json()["message"], r.json()
+    serve.delete("dbg")
