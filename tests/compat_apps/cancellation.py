@@ -9,9 +9,11 @@ from ray.serve.exceptions import RequestCancelledError
 @serve.deployment(ray_actor_options={"num_cpus": 0.1})
 class Worker:
     def __init__(self) -> None:
+        self.started = 0
         self.cancelled = 0
 
     async def slow(self) -> str:
+        self.started += 1
         try:
             await asyncio.sleep(30)
         except asyncio.CancelledError:
@@ -24,8 +26,11 @@ class Worker:
             yield i
             await asyncio.sleep(0.01)
 
+    async def started_count(self) -> int:
+        return self.started
+
     async def cancelled_count(self) -> int:
-        for _ in range(100):  # the cancellation reaches the replica a moment later
+        for _ in range(500):  # the cancellation reaches the replica a moment later
             if self.cancelled:
                 break
             await asyncio.sleep(0.02)
@@ -42,7 +47,10 @@ class Caller:
 
     async def cancel_one(self) -> dict:
         response = self.worker.slow.remote()
-        await asyncio.sleep(0.2)
+        for _ in range(500):  # cancel a call the worker is running (on a busy machine it may
+            if await self.worker.started_count.remote():  # take more than a moment to arrive)
+                break
+            await asyncio.sleep(0.02)
         response.cancel()
         try:
             await response
