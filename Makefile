@@ -47,10 +47,10 @@ dashboards: deps
 	$(PYTHON) -m dashboards.build
 
 lint: deps
-	$(PYTHON) -m ruff check serve_core loadgen chaos tune dashboards tests bench examples scripts
+	$(PYTHON) -m ruff check serve_core embedded_cluster loadgen chaos tune dashboards tests bench examples scripts compose
 
 typecheck: deps
-	$(PYTHON) -m mypy serve_core loadgen chaos tune dashboards
+	$(PYTHON) -m mypy serve_core embedded_cluster loadgen chaos tune dashboards
 
 clean:
 	rm -f $(STAMP)

@@ -62,7 +62,7 @@ COLD_APP, COLD_DEPLOYMENT = "autoscale_cold", "ColdNoOp"
 STEP_APP, STEP_DEPLOYMENT = "autoscale_step", "StepSleep"
 MAX_REPLICAS = 4
 REPLICA_CPUS = 0.1
-PRELOAD_MODULES = "serve_core.replica,ray.serve._private.replica"
+PRELOAD_MODULES = "serve_core.data.replica,ray.serve._private.replica"
 MAX_ONGOING = 5  # Ray Serve's default, stated explicitly so both backends get the same
 # The same autoscaling_config for both backends. Every field exists in Ray Serve 2.60's
 # AutoscalingConfig (ray/serve/config.py) and in serve_core's. In Ray Serve 2.60,

@@ -1,5 +1,5 @@
 """Simulator check: the same bursty trace run against a real local serve_core and through
-``serve_core.simulator``; how far predicted and observed replica counts and latency differ.
+``tune.simulator``; how far predicted and observed replica counts and latency differ.
 
 1. ``ray.init(address="local")`` once; serve_core on 127.0.0.1:8000 (``--port``) with one
    deployment that sleeps ``--work-s`` per request, ``max_ongoing_requests=2``, autoscaling
@@ -61,8 +61,8 @@ from bench.http_bench import (
     time_limit,
     utc_now,
 )
-from serve_core import simulator as sim
 from serve_core.config import AutoscalingConfig
+from tune import simulator as sim
 
 APP, DEPLOYMENT = "simcheck", "SimSleep"
 MAX_ONGOING = 2  # small, so one replica cannot absorb the burst: the queue depends on start time

@@ -4,7 +4,7 @@
 ``docker`` package; the socket at /var/run/docker.sock) on the containers of one compose
 project, found by compose's labels: the ``head`` service is node ``head``, the ``worker``
 service's container N is node ``wN``. What Ray and serve_core run is read by serve_core's
-probe (``python -m serve_core.local_cluster.probe``, the program behind `serve-core cluster
+probe (``python -m embedded_cluster.probe``, the program behind `serve-core cluster
 status`) inside the head container, which prints Ray's nodes and serve_core's status with
 every replica's, proxy's and the controller's pid.
 
@@ -287,7 +287,7 @@ class ComposeCluster:
         head = nodes.get("head")
         if head is None or not head.running:
             return None, f"the head container is {head.status if head else 'missing'}"
-        r = self.docker.exec(head, ["python", "-m", "serve_core.local_cluster.probe", "--address",
+        r = self.docker.exec(head, ["python", "-m", "embedded_cluster.probe", "--address",
                                     f"{head.address}:{GCS_PORT}"], PROBE_TIMEOUT_S)
         doc = _json_object(r.stdout)
         if r.code is None:
@@ -457,7 +457,7 @@ class ComposeCluster:
         candidates = replica_candidates(view, names, self.backend, fault.app, fault.deployment, fault.node)
         if not candidates:
             raise TargetError("no running replica to kill", f"none matches {fault.target or 'anything'}",
-                              "check the deployment's replicas (python -m serve_core.local_cluster.probe in the head)")
+                              "check the deployment's replicas (python -m embedded_cluster.probe in the head)")
         for chosen in replica_order(candidates, fault.seed):  # the view may be stale: a stopped replica is gone
             try:
                 self._kill_pid(self._node(chosen["node"], nodes), chosen["pid"], f"replica {chosen['replica_id']}")

@@ -5,7 +5,7 @@
 #   bash compose/dockerd.sh stop    # stops the dockerd this script started (by its pid), nothing else
 #
 # dockerd sets the iptables FORWARD policy to DROP; the embedded cluster adds its own ACCEPT rule
-# for its bridge (serve_core/local_cluster/netns.py), so it keeps working beside it. `stop` puts
+# for its bridge (embedded_cluster/netns.py), so it keeps working beside it. `stop` puts
 # back the policy that was in force before `start`.
 set -euo pipefail
 PIDFILE=${SERVE_CORE_DOCKERD_PIDFILE:-/var/run/serve-core-dockerd.pid}

@@ -4,7 +4,7 @@
 # Every node: token auth with the token in the file RAY_AUTH_TOKEN_PATH names (a compose secret;
 # the token itself is never on a command line or in the container's environment), its proxy on
 # its own address (node label serve-core/proxy-host), Ray's metrics on port 8080, the embedded
-# cluster's tightened node health checks (serve_core/local_cluster/ray_nodes.py; set in the
+# cluster's tightened node health checks (embedded_cluster/ray_nodes.py; set in the
 # compose file). Runs as serve (uid 1000).
 # The head: GCS fault tolerance in Redis over TLS with a client certificate (RAY_REDIS_ADDRESS
 # rediss://..., RAY_REDIS_CA_CERT, RAY_REDIS_CLIENT_CERT/KEY; Redis has no password), no CPUs for

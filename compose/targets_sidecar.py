@@ -1,5 +1,5 @@
 """The compose testbed's Prometheus target refresher: the embedded cluster's
-(``serve_core.local_cluster.targets``) pointed at the compose head. compose/node.sh starts it in
+(``embedded_cluster.targets``) pointed at the compose head. compose/node.sh starts it in
 the head container: its Ray driver must run on a Ray node (it talks to the local raylet), and
 with the head it goes and comes back.
 
@@ -19,9 +19,9 @@ import json
 import os
 import sys
 
-from serve_core.local_cluster import prometheus, targets
-from serve_core.local_cluster.layout import NETNS, ClusterPlan, NodePlan, NodePorts, PortSettings
-from serve_core.local_cluster.state import write_atomic
+from embedded_cluster import prometheus, targets
+from embedded_cluster.layout import NETNS, ClusterPlan, NodePlan, NodePorts, PortSettings
+from embedded_cluster.state import write_atomic
 
 
 def compose_plan(head_ip: str, gcs_port: int, metrics_port: int, name: str = "compose") -> ClusterPlan:

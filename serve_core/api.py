@@ -17,10 +17,11 @@ from typing import Any
 
 import cloudpickle
 
-from serve_core import caller, cluster
+from serve_core import ray_seam
 from serve_core.config import DeploymentOptions, HTTPOptions, ProxyLocation, parse, validate_route_prefix
+from serve_core.data import caller
+from serve_core.data.handle import DeploymentHandle
 from serve_core.errors import ConfigError, DeploymentFailedError, NotFoundError
-from serve_core.handle import DeploymentHandle
 from serve_core.ids import ApplicationStatus, DeploymentStatus
 from serve_core.schema import ApplicationStatusOverview, DeploymentStatusOverview, ServeStatus
 
@@ -153,7 +154,7 @@ def ingress(app: Any = None) -> Callable[..., type]:
     ``__serve_build_asgi_app__(self)``. ``serve.ingress(app)()`` without a class makes a
     deployment class of its own (``serve.deployment(serve.ingress(app)())``).
     """
-    from serve_core.asgi import IngressApp
+    from serve_core.data.asgi import IngressApp
 
     def wrap(cls: type | None = None) -> type:
         if cls is None:
@@ -261,12 +262,12 @@ def build(app: Application, app_name: str) -> list[dict[str, Any]]:
 
 
 def _controller(create: bool = True, http_options: dict[str, Any] | None = None) -> Any:
-    cluster.connect()
-    handle = cluster.get_controller()
+    ray_seam.connect()
+    handle = ray_seam.get_controller()
     if handle is None:
         if not create:
             return None
-        handle = cluster.start_controller(http_options or HTTPOptions().model_dump())
+        handle = ray_seam.start_controller(http_options or HTTPOptions().model_dump())
     return handle
 
 
@@ -427,11 +428,11 @@ def shutdown() -> None:
     try:
         _get(controller.graceful_shutdown.remote(), timeout=60)
     finally:
-        cluster.kill(controller)
+        ray_seam.kill(controller)
         # ray.kill returns before the actor is gone; until then its name still finds it, and
         # a serve.start right after would reuse the dying controller with its old options.
         deadline = time.monotonic() + 15
-        while cluster.get_controller() is not None and time.monotonic() < deadline:
+        while ray_seam.get_controller() is not None and time.monotonic() < deadline:
             time.sleep(0.05)
 
 

@@ -15,7 +15,7 @@ import socket
 import struct
 import sys
 
-from serve_core import handshake, wire
+from serve_core.data import handshake, wire
 
 GIB = 1 << 30
 

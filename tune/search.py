@@ -15,8 +15,8 @@ from typing import Any
 from chaos.experiment import Fault
 from chaos.slo_spec import SLO, Availability, Latency
 from loadgen.schedule import build_schedule
-from serve_core.simulation_settings import ConstantTime, LognormalTime, SampledTime, SimulationSettings
-from serve_core.simulator import SimulationResult, percentile, simulate
+from tune.simulation_settings import ConstantTime, LognormalTime, SampledTime, SimulationSettings
+from tune.simulator import SimulationResult, percentile, simulate
 from tune.sweep import INTEGER_PARAMS, Sweep, SweepError
 
 

@@ -29,7 +29,7 @@ from chaos.experiment import Application, EmbeddedTarget, Fault, TargetSpec
 from chaos.slo_spec import SLO, Availability, Latency
 from loadgen.profile import LoadProfile, Trace
 from serve_core.errors import ConfigError
-from serve_core.simulation_settings import SimulationSettings
+from tune.simulation_settings import SimulationSettings
 
 # What a sweep may range over: the autoscaling_config fields and the deployment's max_ongoing_requests.
 AUTOSCALING_PARAMS = ("target_ongoing_requests", "upscale_delay_s", "downscale_delay_s", "min_replicas",

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse
 import serve_core as serve
 from examples.canary.app import Model
 from serve_core.errors import ConfigError
-from serve_core.traffic_split import Split
+from serve_core.patterns.traffic_split import Split
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1})

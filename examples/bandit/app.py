@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 import serve_core as serve
-from serve_core.bandit import Bandit
 from serve_core.errors import ConfigError
+from serve_core.patterns.bandit import Bandit
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1})

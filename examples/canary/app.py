@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 import serve_core as serve
-from serve_core.canary import Canary, CanaryPolicy
+from serve_core.patterns.canary import Canary, CanaryPolicy
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1})

@@ -55,7 +55,7 @@ def deploy(import_path, timeout=180):
 
 def replica_pids():
     """pid -> node of every RUNNING replica of Work, from the controller."""
-    p = cluster("exec", "--", sys.executable, "-m", "serve_core.local_cluster.probe", "--address", STATE["head_address"],
+    p = cluster("exec", "--", sys.executable, "-m", "embedded_cluster.probe", "--address", STATE["head_address"],
                 check=False, timeout=60)
     lines = [line for line in p.stdout.splitlines() if line.startswith("{")]
     doc = json.loads(lines[-1]) if lines else {}  # no answer (e.g. Ray busy declaring a node dead): ask again

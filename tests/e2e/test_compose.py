@@ -74,7 +74,7 @@ def run(argv: list[str], env: dict[str, str], timeout: float, check: bool = True
 
 
 def probe(env: dict[str, str]) -> dict:
-    p = run(["docker", "exec", f"{container(env, 'head')}", "python", "-m", "serve_core.local_cluster.probe",
+    p = run(["docker", "exec", f"{container(env, 'head')}", "python", "-m", "embedded_cluster.probe",
              "--address", "10.78.0.10:6379"], env, 90, check=False)
     lines = [line for line in p.stdout.splitlines() if line.startswith("{")]
     return json.loads(lines[-1]) if lines else {"error": p.stderr[-500:]}

@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from serve_core.handshake import HELLO_BYTES
+from serve_core.data.handshake import HELLO_BYTES
 from tests.e2e.conftest import REPO, serve_core
 
 NAME = "e2e"

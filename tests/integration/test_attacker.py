@@ -15,7 +15,8 @@ import ray
 import requests
 
 import serve_core as serve
-from serve_core import cluster, handshake
+from serve_core import ray_seam
+from serve_core.data import handshake
 from tests.attack import attack, pickle_frame, send
 from tests.integration.apps import Counter
 from tests.integration.conftest import BASE
@@ -35,7 +36,7 @@ def _recorded_proof(host, port):
         hello = b""
         while len(hello) < handshake.HELLO_BYTES:
             hello += s.recv(handshake.HELLO_BYTES - len(hello))
-        proof, _ = handshake.ClientHandshake(cluster.data_path_secret()).feed(hello)
+        proof, _ = handshake.ClientHandshake(ray_seam.data_path_secret()).feed(hello)
         s.sendall(proof)
         answer = s.recv(handshake.ANSWER_BYTES)
         assert len(answer) == handshake.ANSWER_BYTES  # accepted: it was genuine
@@ -51,7 +52,7 @@ def _auth_failures(host, metrics_port):
 def test_network_attacker_gets_nothing(serve_core_app, tmp_path):
     marker = str(tmp_path / "pwned")
     serve.run(Counter.bind(), name="target", route_prefix="/target")
-    raw = ray.get(cluster.get_controller().status.remote())
+    raw = ray.get(ray_seam.get_controller().status.remote())
     replica = raw["applications"]["target"]["deployments"]["Counter"]["replicas"][0]
     proxy = next(iter(raw["proxies"].values()))
     rpid, ppid = replica["pid"], proxy["pid"]

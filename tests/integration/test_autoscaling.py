@@ -71,7 +71,7 @@ def test_a_controller_restarted_under_load_does_not_scale_down(serve_core_app):
 
     import ray
 
-    from serve_core import cluster
+    from serve_core import ray_seam
     from tests.integration.conftest import BASE
     from tests.integration.load import OpenLoop
 
@@ -84,7 +84,7 @@ def test_a_controller_restarted_under_load_does_not_scale_down(serve_core_app):
     with OpenLoop(BASE + "/busy", rate=30) as load:
         assert wait_for(lambda: running() >= 3, timeout=30), f"no scale-out: {running()}"
         scaled = running()
-        controller = cluster.get_controller()
+        controller = ray_seam.get_controller()
         os.kill(ray.get(controller.pid.remote()), signal.SIGKILL)
         counts = []
         deadline = time.monotonic() + 8  # longer than downscale_delay_s and the look-back

@@ -7,7 +7,7 @@ import time
 import ray
 
 import serve_core as serve
-from serve_core import cluster
+from serve_core import ray_seam
 from tests.integration import apps
 from tests.integration.conftest import BASE
 from tests.integration.load import OpenLoop
@@ -21,7 +21,7 @@ def test_controller_killed_under_load_loses_nothing(serve_core_app):
     serve.run(apps.Work.bind(), name="work", route_prefix="/work")
     before = replica_pids("work", "Work")
     proxies_before = {p["pid"] for p in serve.status().proxies.values()}
-    controller = cluster.get_controller()
+    controller = ray_seam.get_controller()
     old_pid = ray.get(controller.pid.remote())
     with OpenLoop(BASE + "/work", rate=100) as load:
         time.sleep(1.0)

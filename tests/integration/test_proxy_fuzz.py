@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import serve_core as serve
-from serve_core.proxy import ProxyActor
+from serve_core.data.proxy import ProxyActor
 
 ROUTE = "/fuzz"
 OPTIONS = {"host": "127.0.0.1", "port": 0, "header_timeout_s": 0.5, "body_read_timeout_s": 1.0,

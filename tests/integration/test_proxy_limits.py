@@ -20,7 +20,7 @@ import ray
 import requests
 
 import serve_core as serve
-from serve_core.proxy import ProxyActor
+from serve_core.data.proxy import ProxyActor
 from tests.integration import apps
 from tests.integration.conftest import PORT
 

@@ -14,7 +14,8 @@ import ray
 import requests
 
 import serve_core as serve
-from serve_core import cluster, handshake
+from serve_core import ray_seam
+from serve_core.data import handshake
 from tests.integration.apps import CallsFail, Counter
 from tests.integration.conftest import HTTP_OPTIONS, PORT
 
@@ -37,7 +38,7 @@ def tls(serve_instance, tmp_path_factory):
 
 
 def _replica(app):
-    raw = ray.get(cluster.get_controller().status.remote())
+    raw = ray.get(ray_seam.get_controller().status.remote())
     return next(iter(raw["applications"][app]["deployments"].values()))["replicas"][0]
 
 

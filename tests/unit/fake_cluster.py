@@ -1,4 +1,4 @@
-"""A fake of serve_core.cluster (the one seam to Ray): actors are objects whose
+"""A fake of serve_core.ray_seam (the one seam to Ray): actors are objects whose
 methods return coroutines, the KV store is a dict. Lets the controller run with no Ray."""
 
 from __future__ import annotations

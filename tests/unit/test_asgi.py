@@ -1,6 +1,6 @@
 import json
 
-from serve_core.asgi import to_messages, trim_scope
+from serve_core.data.asgi import to_messages, trim_scope
 
 
 def test_conversion_matches_ray_serve():

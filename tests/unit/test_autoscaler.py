@@ -1,7 +1,7 @@
 """The autoscaling policy stepped tick by tick with a fake clock."""
 
-from serve_core.autoscaler import AutoscalerState, decide
 from serve_core.config import AutoscalingConfig
+from serve_core.control.autoscaler import AutoscalerState, decide
 
 
 def cfg(**kw):
@@ -73,7 +73,7 @@ def test_bounds_are_respected():
 
 
 def test_fast_path_settings_default_to_the_constants():
-    from serve_core.autoscaler import PANIC_THRESHOLD, PANIC_WINDOW_S
+    from serve_core.control.autoscaler import PANIC_THRESHOLD, PANIC_WINDOW_S
 
     c = AutoscalingConfig()
     assert (c.panic_threshold, c.panic_window_s) == (PANIC_THRESHOLD, PANIC_WINDOW_S)

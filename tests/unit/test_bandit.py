@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from serve_core.bandit import Bandit
 from serve_core.errors import ConfigError
+from serve_core.patterns.bandit import Bandit
 
 REWARD = {"good": 0.7, "bad": 0.4}  # probability that an answer earns a reward of 1
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from serve_core import batch_scoring as bs
 from serve_core.errors import ConfigError, UserCodeError
+from serve_core.patterns import batch_scoring as bs
 
 
 class FakeHandle:

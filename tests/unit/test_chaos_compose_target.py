@@ -229,7 +229,7 @@ class FakeDocker:
 
     def exec(self, container: Container, argv: list[str], timeout_s: float) -> ExecResult:
         self.calls.append(("exec", container.node or container.service, argv))
-        if argv[:3] == ["python", "-m", "serve_core.local_cluster.probe"]:
+        if argv[:3] == ["python", "-m", "embedded_cluster.probe"]:
             return ExecResult(0, "ray says hello\n" + json.dumps(self.probe) + "\n", "")
         if argv[:2] == ["kill", "-9"]:
             if int(argv[2]) in self.gone_pids:
@@ -526,7 +526,7 @@ def test_check_waits_for_a_project_that_is_still_starting_with_progress_then_nam
     answers_after = c.monotonic() + 40
 
     def probe_then_answer(container, argv, timeout_s):
-        if argv[:3] == ["python", "-m", "serve_core.local_cluster.probe"] and c.monotonic() >= answers_after:
+        if argv[:3] == ["python", "-m", "embedded_cluster.probe"] and c.monotonic() >= answers_after:
             return ExecResult(0, json.dumps(PROBE) + "\n", "")
         return FakeDocker.exec(d, container, argv, timeout_s)
 

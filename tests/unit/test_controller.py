@@ -7,9 +7,9 @@ import pickle
 import cloudpickle
 import pytest
 
-from serve_core import controller as controller_mod
-from serve_core import proxy_state, warm_spares
 from serve_core.config import DeploymentOptions
+from serve_core.control import controller as controller_mod
+from serve_core.control import proxy_fleet, warm_spares
 from serve_core.ids import CHECKPOINT_KEY
 from tests.unit.fake_cluster import FakeCluster, FakeReplica
 
@@ -22,9 +22,9 @@ class Model:
 @pytest.fixture
 def fake(monkeypatch):
     cluster = FakeCluster()
-    monkeypatch.setattr(controller_mod, "cluster", cluster)
-    monkeypatch.setattr(proxy_state, "cluster", cluster)
-    monkeypatch.setattr(warm_spares, "cluster", cluster)
+    monkeypatch.setattr(controller_mod, "ray_seam", cluster)
+    monkeypatch.setattr(proxy_fleet, "ray_seam", cluster)
+    monkeypatch.setattr(warm_spares, "ray_seam", cluster)
     monkeypatch.setattr(controller_mod.metrics, "serve_metrics", lambda host: 0)  # no sockets
     monkeypatch.setattr(controller_mod, "LOOP_PERIOD_S", 0.01)
     return cluster

@@ -1,4 +1,4 @@
-from serve_core.deployment_state import DeploymentTarget, ReplicaRecord, plan, status
+from serve_core.control.deployment_state import DeploymentTarget, ReplicaRecord, plan, status
 from serve_core.ids import DeploymentID, DeploymentStatus, ReplicaState
 
 DEP = DeploymentID("app", "d")

@@ -12,8 +12,7 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from serve_core.config import HTTPOptions, parse
-from serve_core.errors import ConfigError, UserCodeError, client_message
-from serve_core.http_protocol import (
+from serve_core.data.http_protocol import (
     SUPPORTED_UVICORN,
     TIMED_OUT,
     Limits,
@@ -22,6 +21,7 @@ from serve_core.http_protocol import (
     protocol_class,
     rejection,
 )
+from serve_core.errors import ConfigError, UserCodeError, client_message
 
 LIMITS = Limits(header_timeout_s=2.0, body_timeout_s=5.0, max_header_bytes=4096, max_connections=2, reject_grace_s=1.0)
 

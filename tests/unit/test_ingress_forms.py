@@ -8,7 +8,8 @@ from urllib.parse import urlencode
 import pytest
 from fastapi import FastAPI
 
-from serve_core import api, asgi
+from serve_core import api
+from serve_core.data import asgi
 from serve_core.errors import ConfigError
 
 

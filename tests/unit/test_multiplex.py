@@ -5,10 +5,10 @@ import asyncio
 
 import pytest
 
-from serve_core import multiplex, router
+from serve_core.data import multiplex, router
+from serve_core.data.router import Router
 from serve_core.errors import ConfigError
 from serve_core.ids import DeploymentID, ReplicaAddress
-from serve_core.router import Router
 
 # An async __del__ (Ray Serve's unload hook) is awaited on eviction; the garbage collector
 # calls it once more later and drops that coroutine.

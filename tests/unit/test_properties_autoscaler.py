@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from serve_core import router as router_mod
-from serve_core.autoscaler import AutoscalerState, decide
 from serve_core.config import AutoscalingConfig
+from serve_core.control.autoscaler import AutoscalerState, decide
+from serve_core.data import router as router_mod
+from serve_core.data.router import Router, choose
 from serve_core.errors import BackPressureError
 from serve_core.ids import DeploymentID, ReplicaAddress
-from serve_core.router import Router, choose
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 UP, DOWN = {"scale_up", "panic", "from_zero"}, {"scale_down", "to_zero"}

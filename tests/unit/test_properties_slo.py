@@ -25,7 +25,7 @@ from chaos.slo import (
 from chaos.slo_queries import BACKENDS
 from chaos.slo_spec import Availability, Latency, Recovery
 from loadgen.summary import percentile as loadgen_percentile
-from serve_core.simulator import percentile as simulator_percentile
+from tune.simulator import percentile as simulator_percentile
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FEWER = settings(SETTINGS, max_examples=80)  # the record lists are slow to generate

@@ -1,6 +1,6 @@
 import random
 
-from serve_core.router import choose
+from serve_core.data.router import choose
 
 
 def test_choose_skips_full_replicas():

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from serve_core.data.router import Router
 from serve_core.errors import BackPressureError, NoReplicasError
 from serve_core.ids import DeploymentID, ReplicaAddress
-from serve_core.router import Router
 
 DEP = DeploymentID("app", "d")
 
@@ -95,7 +95,7 @@ def test_refused_everywhere_backs_off_and_tries_again():
 def test_a_replica_reported_dead_loses_its_calls_at_once_a_removed_one_finishes_them():
     """A node cut off the network never closes its TCP connections: the controller's word
     that the replica died is what ends the calls it held (retried if idempotent)."""
-    from serve_core.router import LOST, PendingCall
+    from serve_core.data.router import LOST, PendingCall
 
     async def main():
         r = Router(DEP)
@@ -112,7 +112,7 @@ def test_a_replica_reported_dead_loses_its_calls_at_once_a_removed_one_finishes_
 
 
 def test_requests_held_at_zero_replicas_are_bounded_even_with_an_unbounded_queue(monkeypatch):
-    from serve_core import router as router_mod
+    from serve_core.data import router as router_mod
 
     monkeypatch.setattr(router_mod, "HELD_AT_ZERO_MAX", 2)
 

@@ -7,9 +7,9 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from serve_core import cli
-from serve_core import simulator as sim
 from serve_core.errors import ConfigError
+from tune import simulate_cli as cli
+from tune import simulator as sim
 
 START_S = 1.5  # replica start time in these tests
 
@@ -27,7 +27,8 @@ def decisions(res, reason=None):
 
 
 def test_timings_match_the_live_system():
-    from serve_core import caller, controller, router
+    from serve_core.control import controller
+    from serve_core.data import caller, router
 
     assert sim.LOOP_PERIOD_S == controller.LOOP_PERIOD_S
     assert sim.DEMAND_FRESH_S == controller.DEMAND_FRESH_S

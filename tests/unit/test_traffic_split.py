@@ -2,9 +2,9 @@
 
 import pytest
 
-from serve_core.canary import CANARY, PROMOTED, ROLLED_BACK, STABLE, Canary, CanaryPolicy
 from serve_core.errors import ConfigError
-from serve_core.traffic_split import Split, bucket, check_weights, pick
+from serve_core.patterns.canary import CANARY, PROMOTED, ROLLED_BACK, STABLE, Canary, CanaryPolicy
+from serve_core.patterns.traffic_split import Split, bucket, check_weights, pick
 
 
 def test_split_follows_weights_and_keys_are_sticky():

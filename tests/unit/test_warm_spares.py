@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from serve_core import warm_spares
-from serve_core.warm_spares import KEEP_ALIVE_S, RETRY_S, WarmSpares
+from serve_core.control import warm_spares
+from serve_core.control.warm_spares import KEEP_ALIVE_S, RETRY_S, WarmSpares
 
 HEAD = {"node_id": "head", "ip": "10.0.0.1", "cpus": 0.0, "raylet_port": 7}
 W1 = {"node_id": "w1", "ip": "10.0.0.2", "cpus": 2.0, "raylet_port": 7}
@@ -50,7 +50,7 @@ def test_a_raylet_that_refuses_is_left_alone_for_a_while(monkeypatch):
             calls.append(node["node_id"])
             raise RuntimeError("Method not found: PrestartWorkers")
 
-    monkeypatch.setattr(warm_spares, "cluster", Refusing)
+    monkeypatch.setattr(warm_spares, "ray_seam", Refusing)
     s = WarmSpares(1)
     asyncio.run(s.refresh([W1], 0.0))
     asyncio.run(s.refresh([W1], 1.0))

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serve_core import handshake, metrics, wire
+from serve_core import metrics
+from serve_core.data import handshake, wire
+from serve_core.data.handshake import ClientHandshake, HandshakeError, ServerHandshake
 from serve_core.errors import FrameTooLargeError
-from serve_core.handshake import ClientHandshake, HandshakeError, ServerHandshake
 
 SECRET = b"k" * 32
 

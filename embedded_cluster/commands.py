@@ -1,0 +1,458 @@
+"""`serve-core cluster up | status | exec | down`: the command-line handlers.
+
+``add_cluster_commands(subparsers)`` registers them on serve-core's parser; each handler
+takes the parsed arguments and returns an exit code, raising a ServeCoreError (printed
+by serve-core as ``error: ...``) for anything the user must fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import yaml
+
+from embedded_cluster import fault_commands, layout, netns, probe, processes, prometheus, ray_nodes, redis
+from embedded_cluster.errors import LocalClusterError
+from embedded_cluster.state import DEFAULT_ROOT, ClusterState, ProcessRecord, load, state_dir
+from serve_core.errors import ConfigError
+
+# Roles, stopped group by group. A Ray node hosting actors does not finish a graceful stop
+# in useful time (its raylet waits on them), so nodes get a short grace before SIGTERM to
+# all their processes and then SIGKILL.
+STOP_ORDER = (("targets",), ("prometheus",), ("worker", "head"), ("redis",))
+GRACE_S = {"targets": 10.0, "prometheus": 10.0, "worker": 5.0, "head": 5.0, "redis": 10.0}
+PROBE_TIMEOUT_S = 60.0
+log = logging.getLogger("embedded_cluster")
+
+
+# -- registration ---------------------------------------------------------------------------
+
+
+def add_cluster_commands(subparsers: Any) -> None:
+    """Add ``cluster`` with its subcommands to serve-core's subparsers."""
+    c = subparsers.add_parser(
+        "cluster", help="an embedded multi-node cluster on this machine (Ray nodes, Redis, Prometheus)",
+        description="Bring up a Ray head and N worker nodes on this machine (each in its own network "
+                    "namespace when run as root), with Redis for GCS fault tolerance and a Prometheus "
+                    "server that scrapes every node and serve_core process.",
+    )
+    sub = c.add_subparsers(dest="cluster_command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--name", default="default", help="cluster name (default: default)")
+        sp.add_argument("--state-root", default=os.environ.get("SERVE_CORE_CLUSTER_ROOT", DEFAULT_ROOT),
+                        help=f"where state directories live (default: {DEFAULT_ROOT})")
+
+    up = sub.add_parser("up", help="start a head and N worker nodes, Redis and Prometheus")
+    common(up)
+    up.add_argument("--workers", type=int, default=2, help="worker nodes (default 2)")
+    up.add_argument("--no-netns", action="store_true", help="share loopback even when root (distinct ports per node)")
+    up.add_argument("--worker-cpus", type=int, default=2, help="logical CPUs per worker node (default 2)")
+    up.add_argument("--head-cpus", type=int, default=0,
+                    help="logical CPUs of the head (default 0: replicas are not placed on the head)")
+    up.add_argument("--gcs-port", type=int, default=layout.PortSettings.gcs)
+    up.add_argument("--redis-port", type=int, default=layout.PortSettings.redis)
+    up.add_argument("--prometheus-port", type=int, default=layout.PortSettings.prometheus)
+    up.add_argument("--node-port-base", type=int, default=layout.PortSettings.node_base,
+                    help="first of each node's block of Ray ports (loopback: +100 per node)")
+    up.add_argument("--proxy-port", type=int, default=layout.PortSettings.proxy,
+                    help="loopback mode: the head's proxy port, +1 per worker (netns: serve_core's http port on every node)")
+    up.set_defaults(handler=cmd_up)
+
+    st = sub.add_parser("status", help="nodes, proxies, applications, replicas per node, Redis, Prometheus")
+    common(st)
+    st.add_argument("--json", action="store_true", help="print JSON instead of YAML")
+    st.set_defaults(handler=cmd_status)
+
+    ex = sub.add_parser("exec", help="run a command as a driver of the cluster (on a node, with its token)",
+                        description="Run COMMAND with RAY_ADDRESS, RAY_AUTH_MODE and RAY_AUTH_TOKEN set, inside the "
+                                    "node's network namespace in netns mode (a Ray driver must run on a node). "
+                                    "Example: serve-core cluster exec -- serve-core run examples.function_app.app:app "
+                                    "--non-blocking")
+    common(ex)
+    ex.add_argument("--node", default="head", help="node to run on (default head)")
+    ex.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+    ex.set_defaults(handler=cmd_exec)
+
+    dn = sub.add_parser("down", help="stop everything `up` started and remove its network and state")
+    common(dn)
+    dn.add_argument("--keep-logs", action="store_true", help="keep the state directory's logs/")
+    dn.set_defaults(handler=cmd_down)
+
+    fault_commands.add_fault_commands(sub, common)
+
+
+# -- up -------------------------------------------------------------------------------------
+
+
+def choose_mode(no_netns: bool) -> tuple[str, str]:
+    if no_netns:
+        return layout.LOOPBACK, "--no-netns"
+    ok, why = netns.usable()
+    return (layout.NETNS, "root") if ok else (layout.LOOPBACK, why)
+
+
+def cmd_up(ns: argparse.Namespace) -> int:
+    mode, why = choose_mode(ns.no_netns)
+    ports = layout.PortSettings(ns.gcs_port, ns.redis_port, ns.prometheus_port, ns.node_port_base, ns.proxy_port)
+    if ns.worker_cpus < 0 or ns.head_cpus < 0:
+        raise ConfigError("--worker-cpus/--head-cpus", min(ns.worker_cpus, ns.head_cpus), "use 0 or more")
+    plan = layout.plan(ns.name, ns.workers, mode, ports, ns.worker_cpus, ns.head_cpus)
+    directory = state_dir(ns.state_root, plan.name)
+    if load(ns.state_root, plan.name) is not None:
+        raise LocalClusterError(
+            f"cluster {plan.name!r} is already up (or was not brought down)", f"{directory}/state.json exists",
+            f"run `serve-core cluster down --name {plan.name}` first, or pick another --name",
+        )
+    check_socket_paths(directory)
+    preflight(plan)
+    print(f"starting cluster {plan.name!r}: head + {ns.workers} workers, {mode} mode ({why})", flush=True)
+    for sub in ("redis", "prometheus", "ray"):  # no stale GCS tables, series or sessions
+        shutil.rmtree(os.path.join(directory, sub), ignore_errors=True)
+    state = ClusterState(plan, directory, secrets.token_hex(32), secrets.token_hex(16))
+    state.created_at = time.time()
+    state.save()
+    started = time.monotonic()
+    try:
+        bring_up(state)
+    except BaseException as e:
+        print(f"up failed ({type(e).__name__}); stopping what was started", file=sys.stderr, flush=True)
+        tear_down(state, keep_logs=True)
+        if isinstance(e, LocalClusterError):
+            e.fix = f"{e.fix} (logs kept in {state.logs_dir})"
+        raise
+    print(summary(state, time.monotonic() - started), end="", flush=True)
+    return 0
+
+
+# Ray puts unix sockets at <temp dir>/session_<date>_<time>_<usec>_<pid>/sockets/plasma_store
+RAY_SOCKET_SUFFIX = len("/session_2026-01-01_00-00-00_000000_4194304/sockets/plasma_store")
+UNIX_PATH_MAX = 107
+
+
+def check_socket_paths(directory: str) -> None:
+    longest = len(os.path.join(directory, "ray", "head")) + RAY_SOCKET_SUFFIX
+    if longest > UNIX_PATH_MAX:
+        raise ConfigError(
+            "--state-root", os.path.dirname(directory),
+            f"Ray's socket paths under it would be {longest} bytes, over the limit of {UNIX_PATH_MAX}; "
+            "use a shorter --state-root or --name",
+        )
+
+
+def preflight(plan: layout.ClusterPlan) -> None:
+    """Everything that can be checked before changing anything."""
+    processes.require_binary("redis-server", "redis-server")
+    processes.require_binary("prometheus", "prometheus")
+    processes.require_binary("ray", "ray[default] (pip install 'ray[default]==2.60.0')")
+    if plan.mode == layout.NETNS:
+        processes.require_binary("ip", "iproute2")
+        processes.require_binary("iptables", "iptables")
+        netns.check_free(plan)
+        # Host-side listeners bind the bridge address, which does not exist yet; a port
+        # taken on any address would block them, so check the wildcard address.
+        host_ports = [(plan.ports.redis, "redis (--redis-port)"), (plan.ports.prometheus, "prometheus (--prometheus-port)")]
+    else:  # Ray's servers listen on every address: check the wildcard address
+        host_ports = [(p, what) for _, p, what in plan.listen_ports()]
+    busy = [(p, what) for p, what in host_ports if not processes.port_free("0.0.0.0", p)]
+    if busy:
+        p, what = busy[0]
+        flag = what.split("(")[-1].rstrip(")")
+        others = f" (and {len(busy) - 1} more of the cluster's ports)" if len(busy) > 1 else ""
+        raise ConfigError(flag, p, f"port {p} (for {what.split(' (')[0]}) is in use on this machine{others}; "
+                                   f"free it or choose another {flag}")
+
+
+def bring_up(state: ClusterState) -> None:
+    plan = state.plan
+    env = ray_nodes.cluster_env(state)
+    os.makedirs(state.logs_dir, exist_ok=True)
+    if plan.mode == layout.NETNS:
+        assert plan.bridge
+        netns.create_bridge(plan.bridge, plan.host_address)
+        state.links_created.append(plan.bridge)
+        state.save()
+        state.forward_rule = netns.add_forward_rule(plan.bridge)
+        state.save()
+        for node in plan.nodes:
+            try:
+                netns.create_node(node, plan.bridge, state.netns_created, state.links_created)
+            finally:
+                state.save()
+    redis.start(state, env)
+    print(f"  redis       {plan.redis_address}", flush=True)
+
+    def start_node(node: layout.NodePlan) -> ProcessRecord:
+        record = ray_nodes.start_node(state, node, env)
+        state.add(record)
+        state.save()
+        return record
+
+    head = start_node(plan.head)
+    ray_nodes.wait_started(head)
+    state.save()
+    print(f"  head        {plan.gcs_address}" + (f" (netns {plan.head.namespace})" if plan.head.namespace else ""), flush=True)
+    records = [start_node(n) for n in plan.workers]
+    with ThreadPoolExecutor(max(1, len(records))) as pool:
+        list(pool.map(ray_nodes.wait_started, records))
+    state.save()
+    for n in plan.workers:
+        print(f"  {n.name:<11} {n.address}" + (f" (netns {n.namespace})" if n.namespace else ""), flush=True)
+    prometheus.start(state, env)
+    print(f"  prometheus  {plan.prometheus_url}", flush=True)
+    targets = processes.spawn(
+        "targets", "targets",
+        [sys.executable, "-m", "embedded_cluster.targets", "--state-dir", state.state_dir],
+        os.path.join(state.logs_dir, "targets.log"), ray_nodes.driver_env(state), namespace=plan.head.namespace,
+    )
+    state.add(targets)
+    state.save()
+    wait_for_nodes(state)
+    state.ready = True
+    state.save()
+
+
+def wait_for_nodes(state: ClusterState) -> None:
+    """Until Ray lists every node of the plan alive; records their node ids."""
+    want = {(n.address, n.ports.metrics_export): n.name for n in state.plan.nodes}
+    deadline = time.monotonic() + PROBE_TIMEOUT_S
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        last = probe.ask(state, timeout_s=max(5.0, deadline - time.monotonic()))
+        seen = {want[(n["address"], n["metrics_port"])]: n["node_id"]
+                for n in last.get("nodes", []) if n["alive"] and (n["address"], n["metrics_port"]) in want}
+        if len(seen) == len(want):
+            state.node_ids = seen
+            return
+        time.sleep(1)
+    raise LocalClusterError(
+        "not every node joined the cluster", f"Ray lists {last.get('nodes', last)}",
+        f"see the node logs in {state.logs_dir}",
+    )
+
+
+def summary(state: ClusterState, took_s: float) -> str:
+    plan = state.plan
+    lines = [
+        f"cluster {plan.name!r} is up in {took_s:.0f}s ({plan.mode} mode)",
+        f"  head (GCS)  {plan.gcs_address}",
+        "  proxies     " + ", ".join(proxy_url(plan, n) for n in plan.nodes),
+        f"  redis       {plan.redis_address} (password in the state file)",
+        f"  prometheus  {plan.prometheus_url}",
+        f"  state       {state.path}",
+        "deploy with:  serve-core cluster exec" + (f" --name {plan.name}" if plan.name != "default" else "")
+        + " -- serve-core run examples.function_app.app:app --non-blocking",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def proxy_url(plan: layout.ClusterPlan, node: layout.NodePlan) -> str:
+    """Where the node's proxy listens once serve_core starts (loopback mode: at serve-core
+    run's default host, 127.0.0.1)."""
+    host = node.address if plan.mode == layout.NETNS else plan.host_address
+    return f"http://{host}:{node.proxy_port}"
+
+
+# -- status ---------------------------------------------------------------------------------
+
+
+def require_state(ns: argparse.Namespace) -> ClusterState:
+    state = load(ns.state_root, ns.name)
+    if state is None:
+        raise LocalClusterError(
+            f"no cluster named {ns.name!r} is up", f"there is no state file in {state_dir(ns.state_root, ns.name)}",
+            f"start one with `serve-core cluster up --name {ns.name}`",
+        )
+    return state
+
+
+def cmd_status(ns: argparse.Namespace) -> int:
+    state = require_state(ns)
+    ray_view = probe.ask(state, timeout_s=45.0)
+    doc = status_doc(state, ray_view, live_checks(state))
+    print(json.dumps(doc, indent=2) if ns.json else yaml.safe_dump(doc, sort_keys=False), end="")
+    return 0 if doc["healthy"] else 1
+
+
+def live_checks(state: ClusterState) -> dict[str, Any]:
+    """What status checks itself: processes by pid, Redis PING, Prometheus readiness."""
+    plan = state.plan
+    return {
+        "processes": {p.name: processes.alive(p) for p in state.processes},
+        "redis": redis.ping(plan.host_address, plan.ports.redis, state.redis_password),
+        "prometheus": prometheus.ready(plan.prometheus_url),
+    }
+
+
+def status_doc(state: ClusterState, ray_view: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+    """The status document from the state file, Ray's view (``probe.ask``) and
+    ``live_checks``. Pure."""
+    plan = state.plan
+    ray_nodes_by_key: dict[tuple[str, int], dict[str, Any]] = {}
+    for n in ray_view.get("nodes", []):
+        key = (n["address"], n["metrics_port"])
+        if n["alive"] or key not in ray_nodes_by_key:
+            ray_nodes_by_key[key] = n
+    serve = ray_view.get("serve") or {}
+    name_by_id = {}
+    nodes = []
+    for node in plan.nodes:
+        rn = ray_nodes_by_key.get((node.address, node.ports.metrics_export), {})
+        if rn.get("node_id"):
+            name_by_id[rn["node_id"]] = node.name
+        record = state.process(node.name)
+        nodes.append({
+            "name": node.name, "role": node.role, "namespace": node.namespace, "address": node.address,
+            "ray_node_id": rn.get("node_id", state.node_ids.get(node.name, "")),
+            "alive": bool(rn.get("alive")) if rn else False,
+            "process": {"pid": record.pid, "alive": bool(live["processes"].get(node.name))} if record else None,
+            "cpus": rn.get("resources", {}).get("CPU", node.num_cpus) if rn else node.num_cpus,
+            "metrics": node.metrics_target,
+            "replicas": {},
+        })
+    by_name = {n["name"]: n for n in nodes}
+    proxies, applications = _serving(serve, name_by_id, by_name)
+    redis_answer, prom_ready = live["redis"], bool(live["prometheus"])
+    procs = [{"name": p.name, "role": p.role, "pid": p.pid, "alive": bool(live["processes"].get(p.name))}
+             for p in state.processes]
+    healthy = (all(p["alive"] for p in procs) and all(n["alive"] for n in nodes) and redis_answer == "PONG"
+               and prom_ready and "error" not in ray_view)
+    doc: dict[str, Any] = {
+        "cluster": plan.name, "mode": plan.mode, "healthy": healthy, "ready": state.ready,
+        "head_address": plan.gcs_address, "state_file": state.path,
+        "nodes": nodes,
+        "proxies": proxies,
+        "applications": applications,
+        "redis": {"address": plan.redis_address, "ping": redis_answer},
+        "prometheus": {"url": plan.prometheus_url, "ready": prom_ready,
+                       "load_targets_file": prometheus.targets_file(state.state_dir, prometheus.LOADGEN_JOB)},
+        "processes": procs,
+    }
+    if ray_view.get("ray_serve"):  # Ray Serve runs on the cluster too (the testbed compares them)
+        rs_proxies, rs_apps = _serving(ray_view["ray_serve"], name_by_id, {})
+        doc["ray_serve"] = {"proxies": rs_proxies, "applications": rs_apps}
+    if "error" in ray_view:
+        doc["ray_error"] = ray_view["error"]
+    if ray_view.get("serve_error"):
+        doc["serve_error"] = ray_view["serve_error"]
+    return doc
+
+
+def _serving(serve: dict[str, Any], name_by_id: dict[str, str],
+             by_name: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Proxies and applications of a serving status, placed on node names; counts each
+    node's replicas into ``by_name``. Pure."""
+    proxies = []
+    for node_id, p in (serve.get("proxies") or {}).items():
+        proxies.append({
+            "node": name_by_id.get(node_id, node_id[:12]), "state": p.get("state", ""),
+            "address": f"{p.get('host', '')}:{p.get('port', '')}", **({"message": p["message"]} if p.get("message") else {}),
+        })
+    applications = {}
+    for app_name, app in (serve.get("applications") or {}).items():
+        deps = {}
+        for dep_name, dep in app.get("deployments", {}).items():
+            per_node: dict[str, int] = {}
+            for r in dep.get("replicas", []):
+                where = name_by_id.get(r.get("node_id", ""), (r.get("node_id") or "(not placed)")[:12])
+                per_node[where] = per_node.get(where, 0) + 1
+                if where in by_name:
+                    dep_key = f"{app_name}/{dep_name}"
+                    by_name[where]["replicas"][dep_key] = by_name[where]["replicas"].get(dep_key, 0) + 1
+            deps[dep_name] = {"status": dep.get("status"), "replicas": dep.get("replica_states", {}),
+                              "target": dep.get("target_replicas"), "replicas_per_node": per_node}
+        applications[app_name] = {"status": app.get("status"), "route_prefix": app.get("route_prefix"), "deployments": deps}
+    return proxies, applications
+
+
+# -- exec -----------------------------------------------------------------------------------
+
+
+def cmd_exec(ns: argparse.Namespace) -> int:
+    state = require_state(ns)
+    argv = list(ns.argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise ConfigError("COMMAND", "", "give the command to run after --, e.g. `serve-core cluster exec -- serve-core status`")
+    node = state.plan.node(ns.node)
+    if node.namespace:
+        argv = ["ip", "netns", "exec", node.namespace] + argv
+    try:
+        return subprocess.run(argv, env=ray_nodes.driver_env(state)).returncode
+    except FileNotFoundError:
+        raise ConfigError("COMMAND", argv[0], "no such program; check the command after --") from None
+
+
+# -- down -----------------------------------------------------------------------------------
+
+
+def cmd_down(ns: argparse.Namespace) -> int:
+    state = load(ns.state_root, ns.name)
+    if state is None:
+        print(f"no cluster named {ns.name!r} is up (no state file in {state_dir(ns.state_root, ns.name)})")
+        return 0
+    left = tear_down(state, keep_logs=ns.keep_logs)
+    if left:
+        print(f"cluster {ns.name!r}: could not remove: {'; '.join(left)}", file=sys.stderr)
+        return 1
+    print(f"cluster {ns.name!r} is down")
+    return 0
+
+
+def tear_down(state: ClusterState, keep_logs: bool = False) -> list[str]:
+    """Stop every process of the state, remove its network and files. Idempotent; returns
+    what could not be removed (empty when all is gone)."""
+    left: list[str] = []
+    for roles in STOP_ORDER:
+        records = [p for p in state.processes if p.role in roles]
+        if records:
+            leaders = {p.pid: p.start_time for p in records}
+            # a node's GCS and raylet, should its `ray start` be gone already
+            children = {c["pid"]: c["start_time"] for p in records for c in p.children.values()}
+            t = time.monotonic()
+            was = processes.stop_pids(leaders, children, timeout_s=max(GRACE_S[r] for r in roles))
+            log.info("stopped %s (%s) in %.1fs", "+".join(roles), "running" if was else "already gone", time.monotonic() - t)
+    for ns_name in state.netns_created:  # anything still inside our namespaces is ours too
+        pids = netns.namespace_pids(ns_name)
+        if pids:
+            processes.stop_pids({}, {p: 0 for p in pids}, timeout_s=5)
+    for p in state.processes:
+        if processes.alive(p):
+            left.append(f"{p.name} (pid {p.pid})")
+    if state.forward_rule:
+        netns.remove_forward_rule(state.forward_rule)
+    for ns_name in state.netns_created:
+        netns.delete_namespace(ns_name)
+        if ns_name in netns.namespaces():
+            left.append(f"namespace {ns_name}")
+    for link in reversed(state.links_created):  # veths first, the bridge last
+        netns.delete_link(link)
+        if netns.link_exists(link):
+            left.append(f"interface {link}")
+    if not left:
+        remove_files(state, keep_logs)
+    return left
+
+
+def remove_files(state: ClusterState, keep_logs: bool) -> None:
+    if keep_logs:  # logs/ and Ray's session logs under ray/
+        for sub in ("redis", "prometheus"):
+            shutil.rmtree(state.sub(sub), ignore_errors=True)
+        try:
+            os.unlink(state.path)
+        except FileNotFoundError:
+            pass
+    else:
+        shutil.rmtree(state.state_dir, ignore_errors=True)
