@@ -48,6 +48,7 @@ dashboards: deps
 
 lint: deps
 	$(PYTHON) -m ruff check serve_core embedded_cluster loadgen chaos tune dashboards tests bench examples scripts compose
+	$(PYTHON) -c 'import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())'  # pyproject's [tool.importlinter]
 
 typecheck: deps
 	$(PYTHON) -m mypy serve_core embedded_cluster loadgen chaos tune dashboards

@@ -23,7 +23,7 @@ import yaml
 
 from embedded_cluster import fault_commands, layout, netns, probe, processes, prometheus, ray_nodes, redis
 from embedded_cluster.errors import LocalClusterError
-from embedded_cluster.state import DEFAULT_ROOT, ClusterState, ProcessRecord, load, state_dir
+from embedded_cluster.state import DEFAULT_ROOT, ClusterState, ProcessRecord, load, require_state, state_dir
 from serve_core.errors import ConfigError
 
 # Roles, stopped group by group. A Ray node hosting actors does not finish a graceful stop
@@ -265,16 +265,6 @@ def proxy_url(plan: layout.ClusterPlan, node: layout.NodePlan) -> str:
 
 
 # -- status ---------------------------------------------------------------------------------
-
-
-def require_state(ns: argparse.Namespace) -> ClusterState:
-    state = load(ns.state_root, ns.name)
-    if state is None:
-        raise LocalClusterError(
-            f"no cluster named {ns.name!r} is up", f"there is no state file in {state_dir(ns.state_root, ns.name)}",
-            f"start one with `serve-core cluster up --name {ns.name}`",
-        )
-    return state
 
 
 def cmd_status(ns: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from embedded_cluster import faults, network_faults, probe
-from embedded_cluster.state import ClusterState
+from embedded_cluster.state import ClusterState, require_state
 from serve_core.errors import ConfigError
 
 Fault = Callable[[ClusterState, argparse.Namespace, Callable[[str], None]], tuple[dict[str, Any], bool]]
@@ -76,8 +76,6 @@ def add_fault_commands(sub: argparse._SubParsersAction, common: Callable[[argpar
 
 
 def _run(ns: argparse.Namespace, name: str, run: Fault) -> int:
-    from embedded_cluster.commands import require_state  # commands imports this module
-
     state = require_state(ns)
     say: Callable[[str], None] = (lambda m: None) if ns.json else (lambda m: print(m, flush=True))
     ns.started = time.time()  # handlers that must first ask Ray move it to the moment of the fault

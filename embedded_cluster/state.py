@@ -159,3 +159,14 @@ def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def require_state(ns: Any) -> ClusterState:
+    """The state of the cluster a command names (``ns.state_root``, ``ns.name``), or an error naming the fix."""
+    state = load(ns.state_root, ns.name)
+    if state is None:
+        raise LocalClusterError(
+            f"no cluster named {ns.name!r} is up", f"there is no state file in {state_dir(ns.state_root, ns.name)}",
+            f"start one with `serve-core cluster up --name {ns.name}`",
+        )
+    return state

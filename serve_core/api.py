@@ -267,14 +267,14 @@ def _controller(create: bool = True, http_options: dict[str, Any] | None = None)
     if handle is None:
         if not create:
             return None
-        handle = ray_seam.start_controller(http_options or HTTPOptions().model_dump())
+        from serve_core.control.controller import Controller
+
+        handle = ray_seam.start_controller(Controller, http_options or HTTPOptions().model_dump())
     return handle
 
 
 def _get(ref: Any, timeout: float | None = None) -> Any:
-    import ray
-
-    return ray.get(ref, timeout=timeout)
+    return ray_seam.get(ref, timeout)
 
 
 def _ignored(where: str, **given: Any) -> None:

@@ -1,7 +1,11 @@
-"""The one seam to Ray: the only module that creates, names, finds and kills actors,
-and reads the GCS key-value store and node table.
+"""The one seam to Ray: the only module of serve_core that imports ``ray``. It creates,
+names, finds and kills actors, waits on their results, and reads the GCS key-value store
+and the node table.
 
-Everything else takes these functions (or a fake of them in unit tests).
+It imports none of serve_core's actor classes: the caller passes the class to start
+(``start_controller(Controller, ...)``), so the seam sits below both planes and no import
+circle runs through it. Everything else takes these functions (or, in unit tests, a fake
+of them: tests/unit/fake_cluster.py).
 """
 
 from __future__ import annotations
@@ -63,11 +67,14 @@ def get_controller() -> Any | None:
     return get_actor(CONTROLLER_NAME)
 
 
-def start_controller(http_options: dict[str, Any]) -> Any:
-    """The controller: detached, named, restarted forever, pinned to the head node."""
-    from serve_core.control.controller import Controller
+def get(ref: Any, timeout: float | None = None) -> Any:
+    """The result of an actor call, waiting at most ``timeout`` seconds (from sync code)."""
+    return ray.get(ref, timeout=timeout)
 
-    cls = ray.remote(Controller).options(
+
+def start_controller(actor_cls: type, http_options: dict[str, Any]) -> Any:
+    """The controller (``actor_cls``): detached, named, restarted forever, pinned to the head node."""
+    cls = ray.remote(actor_cls).options(
         name=CONTROLLER_NAME,
         namespace=NAMESPACE,
         lifetime="detached",
@@ -81,13 +88,12 @@ def start_controller(http_options: dict[str, Any]) -> Any:
     return cls.remote(http_options)
 
 
-def start_replica(name: str, spec: dict[str, Any], actor_options: dict[str, Any]) -> Any:
-    from serve_core.data.replica import ReplicaActor
-
+def start_replica(actor_cls: type, name: str, spec: dict[str, Any], actor_options: dict[str, Any]) -> Any:
+    """A replica (``actor_cls``), named ``name``; the controller replaces it when it dies."""
     # SPREAD (as Ray Serve does): replicas on different nodes, so losing a node
     # does not take every replica of a deployment with it.
     options = {"scheduling_strategy": "SPREAD", **actor_options}
-    cls = ray.remote(ReplicaActor).options(
+    cls = ray.remote(actor_cls).options(
         name=name,
         namespace=NAMESPACE,
         lifetime="detached",
@@ -98,12 +104,11 @@ def start_replica(name: str, spec: dict[str, Any], actor_options: dict[str, Any]
     return cls.remote(spec)
 
 
-def start_proxy(name: str, node_id: str, http_options: dict[str, Any]) -> Any:
+def start_proxy(actor_cls: type, name: str, node_id: str, http_options: dict[str, Any]) -> Any:
+    """The proxy (``actor_cls``) of node ``node_id``, pinned to it."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from serve_core.data.proxy import ProxyActor
-
-    cls = ray.remote(ProxyActor).options(
+    cls = ray.remote(actor_cls).options(
         name=name,
         namespace=NAMESPACE,
         lifetime="detached",

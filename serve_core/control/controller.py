@@ -21,6 +21,7 @@ from serve_core.config import data_path_settings
 from serve_core.control import autoscaler, warm_spares
 from serve_core.control import deployment_state as ds
 from serve_core.control.proxy_fleet import ProxyFleet
+from serve_core.data.replica import ReplicaActor
 from serve_core.ids import (
     CHECKPOINT_KEY,
     ApplicationStatus,
@@ -297,7 +298,7 @@ class Controller:
         }
         rec = ds.ReplicaRecord(rid, f"{REPLICA_PREFIX}{dep.key()}:{rid}", target.code_version(), target.config_version())
         rec.started_at = time.time()
-        rec.handle = ray_seam.start_replica(rec.actor_name, spec, opts.actor_options())
+        rec.handle = ray_seam.start_replica(ReplicaActor, rec.actor_name, spec, opts.actor_options())
         self.replicas[dep][rid] = rec
         rec.tasks.append(asyncio.get_event_loop().create_task(self._initialize(dep, rec)))
 

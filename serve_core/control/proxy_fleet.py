@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from serve_core import ray_seam
+from serve_core.data.proxy import ProxyActor
 
 log = logging.getLogger("serve_core.control.controller")
 NODE_CHECK_PERIOD_S = 1.0
@@ -77,7 +78,7 @@ class ProxyFleet:
             # other options. Replace it once its name is free.
             ray_seam.kill(stale)
             return
-        handle = ray_seam.start_proxy(name, node["node_id"], opts)
+        handle = ray_seam.start_proxy(ProxyActor, name, node["node_id"], opts)
         self.on_start(node["node_id"])
         self.proxies[node["node_id"]] = {"name": name, "handle": handle, "state": "STARTING", "ip": node["ip"]}
         asyncio.get_event_loop().create_task(self._watch(node["node_id"]))

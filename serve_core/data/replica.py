@@ -337,21 +337,19 @@ class ReplicaActor:
     def initialize(self, host: str | None = None) -> dict[str, Any]:
         """Start the user object once; a second call (a restarted controller adopting a
         replica that was still starting) waits for the first and gets its answer."""
-        import ray
-
         from serve_core import ray_seam
 
         with self._init_lock:
             if self._init_error is not None:
                 raise self._init_error
             if self._info is None:
-                host = host or ray.util.get_node_ip_address()
+                host = host or ray_seam.node_ip()
                 try:
                     info = self._thread.run(self._server.start(host, ray_seam.data_path_secret()))
                 except BaseException as e:
                     self._init_error = e
                     raise
-                self._info = {**info, "replica_id": self._spec["replica_id"], "node_id": ray.get_runtime_context().get_node_id(),
+                self._info = {**info, "replica_id": self._spec["replica_id"], "node_id": ray_seam.node_id(),
                               "version": self._spec.get("version", ""), "config_version": self._spec.get("config_version", "")}
             return self._info
 

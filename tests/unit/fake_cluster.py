@@ -109,12 +109,12 @@ class FakeCluster:
     def actor_names(self, prefix: str) -> list[str]:
         return [n for n in self.actors if n.startswith(prefix)]
 
-    def start_replica(self, name: str, spec: dict[str, Any], actor_options: dict[str, Any]) -> FakeReplica:
+    def start_replica(self, actor_cls: type, name: str, spec: dict[str, Any], actor_options: dict[str, Any]) -> FakeReplica:
         self.started.append(name)
         actor = self.actors[name] = FakeReplica(self, name, spec)
         return actor
 
-    def start_proxy(self, name: str, node_id: str, http_options: dict[str, Any]) -> FakeProxy:
+    def start_proxy(self, actor_cls: type, name: str, node_id: str, http_options: dict[str, Any]) -> FakeProxy:
         actor = self.actors[name] = FakeProxy(self, name)
         return actor
 
