@@ -12,13 +12,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from serve_core.config import AutoscalingConfig, parse
+from serve_core.control.scale_step import DEMAND_FRESH_S  # the controller's
 from serve_core.errors import ConfigError
 
 # The live system's timings. controller.py and caller.py import Ray, which a simulation must
 # not need, so they are restated here; tests/unit/test_simulator.py checks that they agree.
 LOOP_PERIOD_S = 0.1  # controller.LOOP_PERIOD_S
 REPORT_INTERVAL_S = 0.5  # caller.REPORT_INTERVAL_S
-DEMAND_FRESH_S = 2.0  # controller.DEMAND_FRESH_S
 DRAIN_GRACE_S = 0.2  # controller._drain: callers learn the new replica set before the drain
 
 

@@ -1,6 +1,7 @@
 """Trace-driven simulation of one autoscaled deployment, in seconds of compute.
 
-The real policy (``autoscaler.decide``), the real scale plan (``deployment_state.plan``) and
+The controller's own scale step (``scale_step``: demand freshness, then ``autoscaler.decide``),
+the real scale plan (``deployment_state.plan``) and
 the real routing choice (``router.choose``) run against a model of what surrounds them in a
 live cluster, on a simulated clock:
 
@@ -11,8 +12,8 @@ live cluster, on a simulated clock:
 - the caller reports its demand (running plus queued, on replicas it still routes to) every
   ``report_interval_s``, and at once when a request finds no replica; a report counts for
   ``demand_fresh_s``.
-- the controller ticks every ``controller_period_s``: it records the demand, asks ``decide``
-  for a size and ``plan`` for what to start and stop. A report that finds the deployment at
+- the controller ticks every ``controller_period_s``: it takes its scale step (records the
+  demand, asks ``decide`` for a size) and asks ``plan`` for what to start and stop. A report that finds the deployment at
   zero scales it at once, as ``Controller.report_demand`` does.
 - a replica takes a sampled start time before it is RUNNING, and a sampled discovery time
   before the caller routes to it; each request a sampled service time, whatever the load (no
@@ -39,7 +40,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from serve_core.control import deployment_state as ds
-from serve_core.control.autoscaler import AutoscalerState, decide
+from serve_core.control.autoscaler import AutoscalerState
+from serve_core.control.scale_step import fresh_demand, scale_step
 from serve_core.data.router import HELD_AT_ZERO_MAX, MAX_RETRIES, choose
 from serve_core.errors import ConfigError
 from serve_core.ids import DeploymentID, ReplicaState
@@ -423,10 +425,10 @@ class _Sim:
         self._plan(t)
 
     def _autoscale(self, t: float) -> bool:
+        # The controller's own step: the caller's report counts while fresh, then the policy.
         when, d = self.report
-        total = d if t - when < self.s.demand_fresh_s else 0
-        self.state.record(t, float(total), self.cfg.look_back_period_s)
-        decision = decide(self.cfg, self.target, self.state, t)
+        total = fresh_demand({"caller": (when, {"d": d})}, "d", t, self.s.demand_fresh_s)
+        decision = scale_step(self.cfg, self.target, self.state, total, t)
         if decision.desired == self.target:
             return False
         self.decisions.append(ScaleDecision(t, self.target, decision.desired, decision.reason, total))

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 from serve_core import ray_seam
+from serve_core.control.clock import Clock
 from serve_core.data.proxy import ProxyActor
 
 log = logging.getLogger("serve_core.control.controller")
@@ -23,8 +23,11 @@ MISSING = {"state": "STARTING", "host": "", "port": 0, "pid": 0, "metrics_port":
 
 class ProxyFleet:
     def __init__(self, http_options: dict[str, Any], on_change: Callable[[], None],
-                 on_start: Callable[[str], None] = lambda node_id: None) -> None:
+                 on_start: Callable[[str], None] = lambda node_id: None, cluster: Any = None,
+                 clock: Clock | None = None) -> None:
         self.http_options = http_options
+        self.cluster = cluster or ray_seam  # or a fake of it (tests)
+        self.clock = clock or Clock()
         self.on_change = on_change
         self.on_start = on_start  # a proxy actor was placed on this node
         self.node_info: list[dict[str, Any]] = []  # every alive node, as of the last check
@@ -39,24 +42,24 @@ class ProxyFleet:
 
     def restore(self, names: dict[str, str]) -> None:
         for node_id, name in names.items():
-            handle = ray_seam.get_actor(name)
+            handle = self.cluster.get_actor(name)
             if handle is not None:
                 self.proxies[node_id] = {"name": name, "handle": handle, "state": "STARTING"}
                 asyncio.get_event_loop().create_task(self._watch(node_id))
 
     async def reconcile(self) -> None:
         """At most once per NODE_CHECK_PERIOD_S: a proxy on every node that should have one."""
-        if time.monotonic() - self._last_check <= NODE_CHECK_PERIOD_S or self.http_options.get("location") == "Disabled":
+        if self.clock.monotonic() - self._last_check <= NODE_CHECK_PERIOD_S or self.http_options.get("location") == "Disabled":
             return
-        self._last_check = time.monotonic()
-        nodes = self.node_info = await asyncio.get_event_loop().run_in_executor(None, ray_seam.alive_nodes)
+        self._last_check = self.clock.monotonic()
+        nodes = self.node_info = await asyncio.get_event_loop().run_in_executor(None, self.cluster.alive_nodes)
         if self.http_options.get("location") == "HeadOnly":
             nodes = [n for n in nodes if n["is_head"]]
         alive = {n["node_id"] for n in nodes}
         self.nodes = alive  # every one of them should have a healthy proxy
         for node_id in list(self.proxies):
             if node_id not in alive:
-                ray_seam.kill(self.proxies.pop(node_id)["handle"])
+                self.cluster.kill(self.proxies.pop(node_id)["handle"])
                 self.on_change()
         for node_id in [n for n in self.errors if n not in alive]:
             del self.errors[node_id]  # the node is gone (a restarted node comes back with a new id)
@@ -72,13 +75,13 @@ class ProxyFleet:
             opts["port"] = int(labels[ray_seam.PROXY_PORT_LABEL])
         if ray_seam.PROXY_HOST_LABEL in labels:
             opts["host"] = labels[ray_seam.PROXY_HOST_LABEL]
-        stale = ray_seam.get_actor(name)
+        stale = self.cluster.get_actor(name)
         if stale is not None:
             # Not ours (restored ones are already in self.proxies): it may listen with
             # other options. Replace it once its name is free.
-            ray_seam.kill(stale)
+            self.cluster.kill(stale)
             return
-        handle = ray_seam.start_proxy(ProxyActor, name, node["node_id"], opts)
+        handle = self.cluster.start_proxy(ProxyActor, name, node["node_id"], opts)
         self.on_start(node["node_id"])
         self.proxies[node["node_id"]] = {"name": name, "handle": handle, "state": "STARTING", "ip": node["ip"]}
         asyncio.get_event_loop().create_task(self._watch(node["node_id"]))
@@ -138,6 +141,6 @@ class ProxyFleet:
         self.stopping = True
         names = [p["name"] for p in self.proxies.values()]
         for p in self.proxies.values():
-            ray_seam.kill(p["handle"])
+            self.cluster.kill(p["handle"])
         self.proxies.clear()
         return names

@@ -34,8 +34,9 @@ def spares_per_node() -> int:
 
 
 class WarmSpares:
-    def __init__(self, per_node: int) -> None:
+    def __init__(self, per_node: int, cluster: Any = None) -> None:
         self.per_node = per_node
+        self.cluster = cluster or ray_seam  # or a fake of it (tests)
         self.asked: dict[str, float] = {}  # node id -> when its spares were last asked for
         self.failed: dict[str, float] = {}  # node id -> when asking last failed
         self.used: set[str] = set()  # nodes where an actor was placed since they were asked
@@ -64,7 +65,7 @@ class WarmSpares:
             nid = n["node_id"]
             self.used.discard(nid)
             try:
-                await loop.run_in_executor(None, ray_seam.prestart_workers, n, self.per_node, KEEP_ALIVE_S)
+                await loop.run_in_executor(None, self.cluster.prestart_workers, n, self.per_node, KEEP_ALIVE_S)
                 self.asked[nid] = now
             except Exception as e:  # an old raylet, or one going away: cold starts are slower, nothing else
                 self.failed[nid] = now

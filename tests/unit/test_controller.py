@@ -1,16 +1,19 @@
 """The controller against a fake cluster: deploy, replace the dead, restart and
-re-adopt from the checkpoint without starting anything new."""
+re-adopt from the checkpoint without starting anything new. On virtual time
+(tests/unit/virtual_time.py with the controller's LoopClock): no test sleeps for real."""
 
 import asyncio
 import pickle
+import time
 
 import cloudpickle
 import pytest
 
 from serve_core.config import DeploymentOptions
 from serve_core.control import controller as controller_mod
-from serve_core.control import proxy_fleet, warm_spares
+from serve_core.control.clock import LoopClock
 from serve_core.ids import CHECKPOINT_KEY
+from tests.unit import virtual_time
 from tests.unit.fake_cluster import FakeCluster, FakeReplica
 
 
@@ -22,9 +25,11 @@ class Model:
 @pytest.fixture
 def fake(monkeypatch):
     cluster = FakeCluster()
-    monkeypatch.setattr(controller_mod, "ray_seam", cluster)
-    monkeypatch.setattr(proxy_fleet, "ray_seam", cluster)
-    monkeypatch.setattr(warm_spares, "ray_seam", cluster)
+
+    def no_real_sleep(seconds):
+        raise AssertionError(f"time.sleep({seconds}) in a controller unit test: it runs on virtual time")
+
+    monkeypatch.setattr(time, "sleep", no_real_sleep)
     monkeypatch.setattr(controller_mod.metrics, "serve_metrics", lambda host: 0)  # no sockets
     monkeypatch.setattr(controller_mod, "LOOP_PERIOD_S", 0.01)
     return cluster
@@ -60,7 +65,7 @@ async def running(c, app="app"):
 
 def test_deploy_replace_dead_and_readopt_after_restart(fake):
     async def main():
-        c = controller_mod.Controller({"location": "EveryNode"})
+        c = controller_mod.Controller({"location": "EveryNode"}, clock=LoopClock(), cluster=fake)
         await c.deploy_app("app", "/", "Model", [record("Model", 2)])
         await running(c)
         assert len(fake.started) == 2
@@ -77,7 +82,7 @@ def test_deploy_replace_dead_and_readopt_after_restart(fake):
         await asyncio.sleep(0.1)  # let the checkpoint writer catch up
         c._stopping = True
         before = dict(fake.actors)
-        c2 = controller_mod.Controller({"location": "EveryNode"})
+        c2 = controller_mod.Controller({"location": "EveryNode"}, clock=LoopClock(), cluster=fake)
         v2, snap2 = await c2.listen(version, 5)  # waits for re-adoption before answering
         assert v2 != version
         assert {a.replica_id for a in snap2["deployments"]["app#Model"]["replicas"]} == {
@@ -88,12 +93,12 @@ def test_deploy_replace_dead_and_readopt_after_restart(fake):
         assert await running(c2)
         c2._stopping = True
 
-    asyncio.run(main())
+    virtual_time.run(main())
 
 
 def test_user_config_change_reconfigures_without_new_replicas(fake):
     async def main():
-        c = controller_mod.Controller({"location": "EveryNode"})
+        c = controller_mod.Controller({"location": "EveryNode"}, clock=LoopClock(), cluster=fake)
         await c.deploy_app("app", "/", "Model", [record("Model", 1, {"w": 1})])
         await until(lambda: len(fake.started) == 1)
         replica = fake.actors[fake.started[0]]
@@ -102,12 +107,12 @@ def test_user_config_change_reconfigures_without_new_replicas(fake):
         assert len(fake.started) == 1
         c._stopping = True
 
-    asyncio.run(main())
+    virtual_time.run(main())
 
 
 def test_delete_stops_replicas_and_forgets_the_app(fake):
     async def main():
-        c = controller_mod.Controller({"location": "EveryNode"})
+        c = controller_mod.Controller({"location": "EveryNode"}, clock=LoopClock(), cluster=fake)
         await c.deploy_app("app", "/", "Model", [record("Model", 2)])
         await until(lambda: len(fake.started) == 2)
         await c.delete_app("app")
@@ -115,14 +120,14 @@ def test_delete_stops_replicas_and_forgets_the_app(fake):
         assert not [n for n in fake.actors if n.startswith("SERVE_CORE_REPLICA")]
         c._stopping = True
 
-    asyncio.run(main())
+    virtual_time.run(main())
 
 
 def test_replicas_started_after_the_last_checkpoint_are_adopted_not_leaked(fake):
     """The controller dies between starting replicas and writing the checkpoint that
     names them: the next one finds them by name and adopts them."""
     async def main():
-        c = controller_mod.Controller({"location": "EveryNode"})
+        c = controller_mod.Controller({"location": "EveryNode"}, clock=LoopClock(), cluster=fake)
         await c.deploy_app("app", "/", "Model", [record("Model", 1)])
         await until(lambda: len(fake.started) == 1)
         await running(c)
@@ -133,7 +138,7 @@ def test_replicas_started_after_the_last_checkpoint_are_adopted_not_leaked(fake)
         doc = pickle.loads(fake.kv[CHECKPOINT_KEY])  # as if it died before writing the replicas it added
         doc["replicas"]["app#Model"] = doc["replicas"]["app#Model"][:1]
         fake.kv[CHECKPOINT_KEY] = pickle.dumps(doc)
-        c2 = controller_mod.Controller({"location": "EveryNode"})
+        c2 = controller_mod.Controller({"location": "EveryNode"}, clock=LoopClock(), cluster=fake)
         await c2.listen(-1, 5)
         await asyncio.sleep(0.2)
         assert len(fake.started) == 3  # the two missing from the checkpoint were adopted
@@ -141,18 +146,18 @@ def test_replicas_started_after_the_last_checkpoint_are_adopted_not_leaked(fake)
         assert len(replicas) == 3, replicas
         c2._stopping = True
 
-    asyncio.run(main())
+    virtual_time.run(main())
 
 
 def test_replicas_still_starting_when_the_controller_died_are_seen_through_not_replaced(fake):
     async def main():
         fake.start_gate = asyncio.Event()  # constructors that have not finished yet
-        c = controller_mod.Controller({"location": "EveryNode"})
+        c = controller_mod.Controller({"location": "EveryNode"}, clock=LoopClock(), cluster=fake)
         await c.deploy_app("app", "/", "Model", [record("Model", 2)])
         await until(lambda: len(fake.started) == 2)
         await asyncio.sleep(0.1)
         c._stopping = True
-        c2 = controller_mod.Controller({"location": "EveryNode"})
+        c2 = controller_mod.Controller({"location": "EveryNode"}, clock=LoopClock(), cluster=fake)
         await c2.listen(-1, 5)  # re-adoption ends without waiting for the constructors
         assert [r["state"] for r in (await c2.status())["applications"]["app"]["deployments"]["Model"]["replicas"]] == ["STARTING"] * 2
         fake.start_gate.set()
@@ -160,12 +165,12 @@ def test_replicas_still_starting_when_the_controller_died_are_seen_through_not_r
         assert len(fake.started) == 2  # the same two, nothing started in their place
         c2._stopping = True
 
-    asyncio.run(main())
+    virtual_time.run(main())
 
 
 def test_a_spare_worker_is_kept_on_the_node_and_asked_for_again_once_an_actor_took_it(fake):
     async def main():
-        c = controller_mod.Controller({"location": "EveryNode"})
+        c = controller_mod.Controller({"location": "EveryNode"}, clock=LoopClock(), cluster=fake)
         await until(lambda: len(fake.prestarted) >= 1)
         await asyncio.sleep(0.1)  # the proxy placed there takes the first: asked for again
         asked = len(fake.prestarted)
@@ -177,41 +182,43 @@ def test_a_spare_worker_is_kept_on_the_node_and_asked_for_again_once_an_actor_to
         assert {n for n, _ in fake.prestarted} == {"node-1"}
         c._stopping = True
 
-    asyncio.run(main())
+    virtual_time.run(main())
 
 
 def test_shutdown_leaves_no_checkpoint_even_with_a_write_in_flight(fake):
     """A checkpoint written after shutdown deleted it made the next controller restore the
     previous run's port (seen in CI as `serve-core run` ignoring --port)."""
-    slow_put = fake.kv_put
-
-    def put(key, value):
-        import time
-
-        time.sleep(0.2)  # still writing while shutdown runs
-        slow_put(key, value)
-
-    fake.kv_put = put
 
     async def main():
-        c = controller_mod.Controller({"location": "EveryNode", "port": 8350})
+        c = controller_mod.Controller({"location": "EveryNode", "port": 8350}, clock=LoopClock(), cluster=fake)
         await c.deploy_app("app", "/", "Model", [record("Model", 1)])
         await until(lambda: fake.started)
+        writing, release = asyncio.Event(), asyncio.Event()
+
+        async def held_put(data):  # a write that stays in flight until the test lets it finish
+            writing.set()
+            await release.wait()
+            fake.kv_put(CHECKPOINT_KEY, data)
+
+        c.checkpoints.put = held_put
         c._checkpoint()
-        await asyncio.sleep(0.05)  # the writer has taken it and is inside kv_put
-        await c.graceful_shutdown(timeout_s=2)
+        await asyncio.wait_for(writing.wait(), 5)  # the writer has taken it and is inside kv_put
+        shutdown = asyncio.ensure_future(c.graceful_shutdown(timeout_s=2))
+        await asyncio.sleep(0.2)  # shutdown runs while the write is in flight
+        release.set()
+        await shutdown
         c._checkpoint()
         await asyncio.sleep(0.3)
         assert CHECKPOINT_KEY not in fake.kv
-        c2 = controller_mod.Controller({"location": "EveryNode", "port": 9000})
+        c2 = controller_mod.Controller({"location": "EveryNode", "port": 9000}, clock=LoopClock(), cluster=fake)
         assert c2.http_options["port"] == 9000
 
-    asyncio.run(main())
+    virtual_time.run(main())
 
 
 def test_a_replica_reporting_its_models_is_published_to_callers(fake):
     async def main():
-        c = controller_mod.Controller({"location": "EveryNode"})
+        c = controller_mod.Controller({"location": "EveryNode"}, clock=LoopClock(), cluster=fake)
         await c.deploy_app("app", "/", "Model", [record("Model", 2)])
         await until(lambda: len(c.snapshot()["deployments"].get("app#Model", {}).get("replicas", [])) == 2)
         version, _ = await c.listen(-1, 1)
@@ -225,7 +232,7 @@ def test_a_replica_reporting_its_models_is_published_to_callers(fake):
         await c.record_models("app#Model", rid, ["a", "b", "c"], seq=4)  # older, arrived late: dropped
         assert c.snapshot()["deployments"]["app#Model"]["models"] == {rid: ["a"]}
 
-    asyncio.run(main())
+    virtual_time.run(main())
 
 
 class NewModel:
@@ -235,7 +242,7 @@ class NewModel:
 
 def test_a_rollout_whose_replicas_keep_failing_is_rolled_back(fake):
     async def main():
-        c = controller_mod.Controller({"location": "EveryNode"})
+        c = controller_mod.Controller({"location": "EveryNode"}, clock=LoopClock(), cluster=fake)
         await c.deploy_app("app", "/", "Model", [record("Model", 2)])
         await until(lambda: c.snapshot()["deployments"].get("app#Model", {}).get("replicas", []).__len__() == 2)
         serving = {a.replica_id for a in c.snapshot()["deployments"]["app#Model"]["replicas"]}
@@ -258,19 +265,19 @@ def test_a_rollout_whose_replicas_keep_failing_is_rolled_back(fake):
         # The rollback survives a controller restart; a good deploy then clears it.
         await asyncio.sleep(0.1)
         c._stopping = True
-        c2 = controller_mod.Controller({"location": "EveryNode"})
+        c2 = controller_mod.Controller({"location": "EveryNode"}, clock=LoopClock(), cluster=fake)
         await c2.listen(-1, 5)
         assert "rolled back" in (await c2.status())["applications"]["app"]["message"]
         await c2.deploy_app("app", "/", "Model", [record("Model", 2)])
         assert (await c2.status())["applications"]["app"]["message"] == ""
         c2._stopping = True
 
-    asyncio.run(main())
+    virtual_time.run(main())
 
 
 def test_a_rollout_replaces_at_most_its_surge_at_once(fake):
     async def main():
-        c = controller_mod.Controller({"location": "EveryNode"})
+        c = controller_mod.Controller({"location": "EveryNode"}, clock=LoopClock(), cluster=fake)
         await c.deploy_app("app", "/", "Model", [record("Model", 4)])
         await until(lambda: len(c.snapshot()["deployments"].get("app#Model", {}).get("replicas", [])) == 4)
         fake.start_gate = asyncio.Event()  # new replicas hang in their constructor
@@ -287,4 +294,4 @@ def test_a_rollout_replaces_at_most_its_surge_at_once(fake):
         assert len(c.replicas[dep]) == 4
         c._stopping = True
 
-    asyncio.run(main())
+    virtual_time.run(main())

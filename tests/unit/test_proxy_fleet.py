@@ -12,7 +12,6 @@ from tests.unit.fake_cluster import FakeCluster
 @pytest.fixture
 def fake(monkeypatch):
     cluster = FakeCluster()
-    monkeypatch.setattr(proxy_fleet, "ray_seam", cluster)
     monkeypatch.setattr(proxy_fleet, "NODE_CHECK_PERIOD_S", 0.0)
     return cluster
 
@@ -25,7 +24,7 @@ async def settle():
 def test_a_failed_proxy_of_a_node_that_left_is_forgotten(fake):
     async def run():
         fake.nodes = ["node-1", "node-2"]
-        fleet = proxy_fleet.ProxyFleet({}, on_change=lambda: None)
+        fleet = proxy_fleet.ProxyFleet({}, on_change=lambda: None, cluster=fake)
         await fleet.reconcile()
         await settle()
         assert {n: p["state"] for n, p in (await fleet.status(0)).items()} == {"node-1": "HEALTHY", "node-2": "HEALTHY"}

@@ -50,8 +50,7 @@ def test_a_raylet_that_refuses_is_left_alone_for_a_while(monkeypatch):
             calls.append(node["node_id"])
             raise RuntimeError("Method not found: PrestartWorkers")
 
-    monkeypatch.setattr(warm_spares, "ray_seam", Refusing)
-    s = WarmSpares(1)
+    s = WarmSpares(1, cluster=Refusing)
     asyncio.run(s.refresh([W1], 0.0))
     asyncio.run(s.refresh([W1], 1.0))
     assert calls == ["w1"]
