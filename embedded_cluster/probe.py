@@ -55,9 +55,9 @@ def view(raw_nodes: list[dict[str, Any]] | None = None, raw_status: dict[str, An
     try:
         controller = ray_seam.get_controller()
         if controller is not None:
-            raw = ray.get(controller.status.remote(), timeout=10) if raw_status is None else raw_status
+            raw = controller.status(timeout=10) if raw_status is None else raw_status
             out["serve"] = dataclasses.asdict(api.status_from_raw(raw))
-            out["controller_pid"] = ray.get(controller.pid.remote(), timeout=10)
+            out["controller_pid"] = controller.pid(timeout=10)
         else:
             out["serve"] = dataclasses.asdict(api.ServeStatus())
     except Exception as e:

@@ -50,7 +50,7 @@ METRICS_ENV = {"RAY_metrics_report_interval_ms": "1000"}
 # proxies and replicas already drop to 0).
 NICENESS_ENV = {"RAY_worker_niceness": "0"}
 # Workers import the replica module before they take work: with the controller's spare
-# worker (serve_core/warm_spares.py), a replica from zero then skips that import (~75 ms).
+# worker (serve_core/control/warm_spares.py), a replica from zero then skips that import (~75 ms).
 PRELOAD_ENV = {"RAY_preload_python_modules": "serve_core.data.replica"}
 OBJECT_STORE_BYTES = 200 * 1024 * 1024  # small: several nodes share this machine's memory
 STARTED_MARKER = "Ray runtime started"

@@ -57,8 +57,8 @@ def refresh_once(state_dir: str, plan: ClusterPlan) -> None:
     groups: list[dict[str, Any]] = []
     status = None
     if controller is not None:
-        targets = ray.get(controller.metric_targets.remote(), timeout=10)
-        status = ray.get(controller.status.remote(), timeout=10)
+        targets = controller.metric_targets(timeout=10)
+        status = controller.status(timeout=10)
         groups = prometheus.serve_core_target_groups(list(targets), status)
     prometheus.write_targets(prometheus.targets_file(state_dir, prometheus.SERVE_CORE_JOB), groups)
     probe.write_recent(state_dir, probe.view(raw_nodes, status))

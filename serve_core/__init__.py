@@ -2,6 +2,12 @@
 
 ``import serve_core as serve`` in place of ``from ray import serve``.
 
+The package by plane: ``data/`` (where a request goes), ``control/`` (where decisions are
+made), ``ray_seam`` (the only module that imports ray), ``patterns/`` (canary, bandit,
+splits, batch scoring on the public API) and ``cli/``. The modules at this level are the
+public ones, where Ray Serve keeps them (``handle``, ``schema``, ``config``, ...), and the
+shared vocabulary (``errors``, ``ids``). README.md, "Architecture", has the map.
+
 Names are imported on first use, so a replica or proxy process, which needs only
 the data path, does not pay for the API and config modules (pydantic, FastAPI) when
 it starts: that is part of a cold start from zero.

@@ -261,20 +261,16 @@ def build(app: Application, app_name: str) -> list[dict[str, Any]]:
 # -- cluster operations -----------------------------------------------------------------
 
 
-def _controller(create: bool = True, http_options: dict[str, Any] | None = None) -> Any:
+def _controller(create: bool = True, http_options: dict[str, Any] | None = None) -> ray_seam.ControllerClient | None:
     ray_seam.connect()
-    handle = ray_seam.get_controller()
-    if handle is None:
+    client = ray_seam.get_controller()
+    if client is None:
         if not create:
             return None
         from serve_core.control.controller import Controller
 
-        handle = ray_seam.start_controller(Controller, http_options or HTTPOptions().model_dump())
-    return handle
-
-
-def _get(ref: Any, timeout: float | None = None) -> Any:
-    return ray_seam.get(ref, timeout)
+        client = ray_seam.start_controller(Controller, http_options or HTTPOptions().model_dump())
+    return client
 
 
 def _ignored(where: str, **given: Any) -> None:
@@ -305,7 +301,7 @@ def start(
         opts = opts.model_copy(update={"location": proxy_location})
     existing = _controller(create=False)
     if existing is not None:
-        current = _get(existing.get_http_options.remote())
+        current = existing.get_http_options()
         if current != opts.model_dump():
             log.warning("serve_core is already running with http_options %s; ignoring new ones", current)
         return
@@ -335,7 +331,8 @@ def run(
         raise ConfigError("route_prefix", route_prefix, str(e)) from None
     records = build(target, name)
     controller = _controller()
-    _get(controller.deploy_app.remote(name, route_prefix, target.ingress_name, records))
+    assert controller is not None  # created when missing
+    controller.deploy_app(name, route_prefix, target.ingress_name, records)
     wait_running(controller, name, timeout_s)
     handle = DeploymentHandle(target.ingress_name, name)
     if blocking:
@@ -382,11 +379,11 @@ def get_trace_context() -> dict[str, str] | None:
     return None
 
 
-def wait_running(controller: Any, name: str, timeout_s: float | None = None) -> None:
+def wait_running(controller: ray_seam.ControllerClient, name: str, timeout_s: float | None = None) -> None:
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     last = ""
     while True:
-        st = _get(controller.status.remote())
+        st = controller.status()
         app = st["applications"].get(name)
         if app is not None:
             if app["status"] == "RUNNING" and _proxies_current(st):
@@ -414,8 +411,8 @@ def delete(name: str, _blocking: bool = True) -> None:
     controller = _controller(create=False)
     if controller is None:
         return
-    _get(controller.delete_app.remote(name))
-    while _blocking and name in _get(controller.status.remote())["applications"]:
+    controller.delete_app(name)
+    while _blocking and name in controller.status()["applications"]:
         time.sleep(0.05)
 
 
@@ -426,7 +423,7 @@ def shutdown() -> None:
         return
     caller.reset()
     try:
-        _get(controller.graceful_shutdown.remote(), timeout=60)
+        controller.graceful_shutdown(timeout=60)
     finally:
         ray_seam.kill(controller)
         # ray.kill returns before the actor is gone; until then its name still finds it, and
@@ -440,7 +437,7 @@ def status() -> ServeStatus:
     controller = _controller(create=False)
     if controller is None:
         return ServeStatus()
-    return status_from_raw(_get(controller.status.remote()))
+    return status_from_raw(controller.status())
 
 
 def status_from_raw(raw: dict[str, Any]) -> ServeStatus:
@@ -464,7 +461,7 @@ def status_from_raw(raw: dict[str, Any]) -> ServeStatus:
 
 def get_app_handle(name: str) -> DeploymentHandle:
     controller = _controller(create=False)
-    apps = _get(controller.app_names.remote()) if controller is not None else {}
+    apps = controller.app_names() if controller is not None else {}
     if name not in apps:
         raise NotFoundError("application", name, list(apps))
     return DeploymentHandle(apps[name], name)
@@ -476,7 +473,7 @@ def get_deployment_handle(deployment_name: str, app_name: str | None = None) -> 
 
         app_name = _replica.app_name if _replica is not None else "default"
     controller = _controller(create=False)
-    known = _get(controller.status.remote())["applications"] if controller is not None else {}
+    known = controller.status()["applications"] if controller is not None else {}
     if app_name not in known:
         raise NotFoundError("application", app_name, list(known))
     if deployment_name not in known[app_name]["deployments"]:

@@ -4,8 +4,10 @@ and the node table.
 
 It imports none of serve_core's actor classes: the caller passes the class to start
 (``start_controller(Controller, ...)``), so the seam sits below both planes and no import
-circle runs through it. Everything else takes these functions (or, in unit tests, a fake
-of them: tests/unit/fake_cluster.py).
+circle runs through it. What it gives back are typed clients (``ControllerClient``,
+``ReplicaClient``, ``ProxyClient``): methods named after the actor's, wrapping Ray's
+``.remote()`` calling style, so that everything else (and its unit-test fake,
+tests/unit/fake_cluster.py) speaks the project's interface, not Ray's.
 """
 
 from __future__ import annotations
@@ -63,8 +65,19 @@ def actor_names(prefix: str) -> list[str]:
             if a["namespace"] == NAMESPACE and a["name"].startswith(prefix)]
 
 
-def get_controller() -> Any | None:
-    return get_actor(CONTROLLER_NAME)
+def get_controller() -> ControllerClient | None:
+    handle = get_actor(CONTROLLER_NAME)
+    return None if handle is None else ControllerClient(handle)
+
+
+def get_replica(name: str) -> ReplicaClient | None:
+    handle = get_actor(name)
+    return None if handle is None else ReplicaClient(handle)
+
+
+def get_proxy(name: str) -> ProxyClient | None:
+    handle = get_actor(name)
+    return None if handle is None else ProxyClient(handle)
 
 
 def get(ref: Any, timeout: float | None = None) -> Any:
@@ -72,9 +85,9 @@ def get(ref: Any, timeout: float | None = None) -> Any:
     return ray.get(ref, timeout=timeout)
 
 
-def start_controller(actor_cls: type, http_options: dict[str, Any]) -> Any:
+def start_controller(actor_cls: type, http_options: dict[str, Any]) -> ControllerClient:
     """The controller (``actor_cls``): detached, named, restarted forever, pinned to the head node."""
-    cls = ray.remote(actor_cls).options(
+    cls: Any = ray.remote(actor_cls).options(
         name=CONTROLLER_NAME,
         namespace=NAMESPACE,
         lifetime="detached",
@@ -85,15 +98,15 @@ def start_controller(actor_cls: type, http_options: dict[str, Any]) -> Any:
         resources={"node:__internal_head__": 0.001},
         get_if_exists=True,
     )
-    return cls.remote(http_options)
+    return ControllerClient(cls.remote(http_options))
 
 
-def start_replica(actor_cls: type, name: str, spec: dict[str, Any], actor_options: dict[str, Any]) -> Any:
+def start_replica(actor_cls: type, name: str, spec: dict[str, Any], actor_options: dict[str, Any]) -> ReplicaClient:
     """A replica (``actor_cls``), named ``name``; the controller replaces it when it dies."""
     # SPREAD (as Ray Serve does): replicas on different nodes, so losing a node
     # does not take every replica of a deployment with it.
     options = {"scheduling_strategy": "SPREAD", **actor_options}
-    cls = ray.remote(actor_cls).options(
+    cls: Any = ray.remote(actor_cls).options(
         name=name,
         namespace=NAMESPACE,
         lifetime="detached",
@@ -101,14 +114,14 @@ def start_replica(actor_cls: type, name: str, spec: dict[str, Any], actor_option
         max_concurrency=8,
         **options,
     )
-    return cls.remote(spec)
+    return ReplicaClient(cls.remote(spec))
 
 
-def start_proxy(actor_cls: type, name: str, node_id: str, http_options: dict[str, Any]) -> Any:
+def start_proxy(actor_cls: type, name: str, node_id: str, http_options: dict[str, Any]) -> ProxyClient:
     """The proxy (``actor_cls``) of node ``node_id``, pinned to it."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    cls = ray.remote(actor_cls).options(
+    cls: Any = ray.remote(actor_cls).options(
         name=name,
         namespace=NAMESPACE,
         lifetime="detached",
@@ -117,12 +130,13 @@ def start_proxy(actor_cls: type, name: str, node_id: str, http_options: dict[str
         num_cpus=0,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
     )
-    return cls.remote(node_id, http_options)
+    return ProxyClient(cls.remote(node_id, http_options))
 
 
-def kill(handle: Any) -> None:
+def kill(actor: Any) -> None:
+    """Kill an actor (a typed client or a raw handle) for good."""
     try:
-        ray.kill(handle, no_restart=True)
+        ray.kill(getattr(actor, "handle", actor), no_restart=True)
     except Exception as e:  # already dead is fine
         log.debug("kill: %s", e)
 
@@ -249,3 +263,90 @@ def is_actor_death(e: BaseException) -> bool:
 
 def is_user_error(e: BaseException) -> bool:
     return isinstance(e, ray.exceptions.RayTaskError)
+
+
+# -- typed clients ----------------------------------------------------------------------------
+# One method per actor method the project calls. Async methods are for event loops (the
+# controller, callers, replicas); the controller's sync methods are for drivers (serve.run,
+# the CLI), waiting at most ``timeout`` seconds. ``handle`` is the Ray actor handle.
+
+
+class ControllerClient:
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    async def listen(self, version: int, timeout_s: float) -> tuple[int, dict[str, Any]]:
+        """The next replica-set snapshot after ``version`` (long poll). Not retried by Ray:
+        callers retry themselves and know when to stop."""
+        return await self.handle.listen.options(max_task_retries=0).remote(version, timeout_s)  # type: ignore[no-any-return]
+
+    async def report_demand(self, caller_id: str, demand: dict[str, int]) -> None:
+        await self.handle.report_demand.options(max_task_retries=0).remote(caller_id, demand)
+
+    def record_models(self, key: str, replica_id: str, model_ids: list[str], seq: int) -> None:
+        """Fire and forget: a lost report only costs a model load elsewhere."""
+        self.handle.record_models.remote(key, replica_id, model_ids, seq)
+
+    def deploy_app(self, name: str, route_prefix: str | None, ingress: str, deployments: list[dict[str, Any]],
+                   timeout: float | None = None) -> None:
+        get(self.handle.deploy_app.remote(name, route_prefix, ingress, deployments), timeout)
+
+    def delete_app(self, name: str, timeout: float | None = None) -> None:
+        get(self.handle.delete_app.remote(name), timeout)
+
+    def status(self, timeout: float | None = None) -> dict[str, Any]:
+        return get(self.handle.status.remote(), timeout)  # type: ignore[no-any-return]
+
+    def app_names(self, timeout: float | None = None) -> dict[str, str]:
+        return get(self.handle.app_names.remote(), timeout)  # type: ignore[no-any-return]
+
+    def get_http_options(self, timeout: float | None = None) -> dict[str, Any]:
+        return get(self.handle.get_http_options.remote(), timeout)  # type: ignore[no-any-return]
+
+    def metric_targets(self, timeout: float | None = None) -> list[str]:
+        return get(self.handle.metric_targets.remote(), timeout)  # type: ignore[no-any-return]
+
+    def graceful_shutdown(self, timeout: float | None = None) -> None:
+        get(self.handle.graceful_shutdown.remote(), timeout)
+
+    def pid(self, timeout: float | None = None) -> int:
+        return int(get(self.handle.pid.remote(), timeout))
+
+
+class ReplicaClient:
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    async def initialize(self, host: str | None = None) -> dict[str, Any]:
+        return await self.handle.initialize.remote(host)  # type: ignore[no-any-return]
+
+    async def info(self) -> dict[str, Any]:
+        return await self.handle.info.remote()  # type: ignore[no-any-return]
+
+    async def check_health(self) -> None:
+        await self.handle.check_health.remote()
+
+    async def drain(self, wait_loop_s: float, timeout_s: float) -> int:
+        return int(await self.handle.drain.remote(wait_loop_s, timeout_s))
+
+    async def reconfigure(self, user_config: Any) -> None:
+        await self.handle.reconfigure.remote(user_config)
+
+    async def wait_until_dead(self) -> None:
+        """Returns (by raising) only when the replica dies."""
+        await self.handle.wait_until_dead.remote()
+
+
+class ProxyClient:
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    async def ready(self) -> dict[str, Any]:
+        return await self.handle.ready.remote()  # type: ignore[no-any-return]
+
+    async def version(self) -> int:
+        return int(await self.handle.version.remote())
+
+    async def wait_until_dead(self) -> None:
+        """Returns (by raising) only when the proxy dies."""
+        await self.handle.wait_until_dead.remote()

@@ -1,6 +1,6 @@
 """What a simulation is given: the deployment's settings, the time models, and arrival
 times built from rate phases. User-facing (a tuner reads these from YAML), so pydantic with
-descriptions and errors that name the field; the engine is serve_core/simulator.py."""
+descriptions and errors that name the field; the engine is tune/simulator.py."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ class ProxyFleet:
 
     def restore(self, names: dict[str, str]) -> None:
         for node_id, name in names.items():
-            handle = self.cluster.get_actor(name)
+            handle = self.cluster.get_proxy(name)
             if handle is not None:
                 self.proxies[node_id] = {"name": name, "handle": handle, "state": "STARTING"}
                 asyncio.get_event_loop().create_task(self._watch(node_id))
@@ -92,10 +92,10 @@ class ProxyFleet:
         returns while it lives) and let the next check start a new one at once."""
         p = self.proxies[node_id]
         try:
-            p.update(await p["handle"].ready.remote())
+            p.update(await p["handle"].ready())
             p["state"] = "HEALTHY"
             self.errors.pop(node_id, None)
-            await p["handle"].wait_until_dead.remote()
+            await p["handle"].wait_until_dead()
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -129,7 +129,7 @@ class ProxyFleet:
         if p["state"] != "HEALTHY":
             return False
         try:
-            return bool(await asyncio.wait_for(p["handle"].version.remote(), 2.0) >= version)
+            return bool(await asyncio.wait_for(p["handle"].version(), 2.0) >= version)
         except Exception:
             return False
 

@@ -61,7 +61,7 @@ class ReplicaLifecycle:
     async def _initialize(self, dep: DeploymentID, rec: ds.ReplicaRecord) -> None:
         state = self.state
         try:
-            info = await rec.handle.initialize.remote(None)
+            info = await rec.handle.initialize(None)
         except Exception as e:
             if rec.state == ReplicaState.STOPPING:
                 return
@@ -102,7 +102,7 @@ class ReplicaLifecycle:
         """The checkpoint's replicas that are still alive, found by actor name and adopted."""
         tasks = []
         for dep, rec in records:
-            rec.handle = self.cluster.get_actor(rec.actor_name)
+            rec.handle = self.cluster.get_replica(rec.actor_name)
             if rec.handle is not None:
                 self.state.replicas.setdefault(dep, {})[rec.replica_id] = rec
                 rec.tasks.append(task := _spawn(self._adopt(dep, rec)))
@@ -118,7 +118,7 @@ class ReplicaLifecycle:
         for name in self.cluster.actor_names(REPLICA_PREFIX):
             key, _, rid = name[len(REPLICA_PREFIX):].rpartition(":")
             dep = DeploymentID.from_key(key)
-            handle = None if name in known or state.targets.get(dep) is None else self.cluster.get_actor(name)
+            handle = None if name in known or state.targets.get(dep) is None else self.cluster.get_replica(name)
             if handle is None:
                 continue
             rec = ds.ReplicaRecord(rid, name, "", "")  # versions come from the replica itself
@@ -132,7 +132,7 @@ class ReplicaLifecycle:
 
     async def _adopt(self, dep: DeploymentID, rec: ds.ReplicaRecord) -> None:
         try:
-            info = await asyncio.wait_for(rec.handle.info.remote(), ADOPT_TIMEOUT_S)
+            info = await asyncio.wait_for(rec.handle.info(), ADOPT_TIMEOUT_S)
         except Exception as e:
             log.warning("could not re-adopt replica %s: %s", rec.replica_id, e)
             self.state.replicas.get(dep, {}).pop(rec.replica_id, None)
@@ -170,7 +170,7 @@ class ReplicaLifecycle:
     async def _watch(self, dep: DeploymentID, rec: ds.ReplicaRecord) -> None:
         """Notice a replica's death at once: this call returns only when it dies."""
         try:
-            await rec.handle.wait_until_dead.remote()
+            await rec.handle.wait_until_dead()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -181,7 +181,7 @@ class ReplicaLifecycle:
         while rec.state == ReplicaState.RUNNING:
             await asyncio.sleep(period)
             try:
-                await asyncio.wait_for(rec.handle.check_health.remote(), timeout)
+                await asyncio.wait_for(rec.handle.check_health(), timeout)
             except asyncio.CancelledError:
                 raise
             except Exception as e:
@@ -223,7 +223,7 @@ class ReplicaLifecycle:
         try:
             if was_running:
                 await asyncio.sleep(DRAIN_NOTICE_S)
-                await asyncio.wait_for(rec.handle.drain.remote(wait_loop, timeout), timeout + 5)
+                await asyncio.wait_for(rec.handle.drain(wait_loop, timeout), timeout + 5)
         except Exception as e:
             log.info("drain of %s ended early: %s", rec.replica_id, e)
         finally:
@@ -238,7 +238,7 @@ class ReplicaLifecycle:
 
         async def run() -> None:
             try:
-                await rec.handle.reconfigure.remote(target.opts.user_config)
+                await rec.handle.reconfigure(target.opts.user_config)
                 rec.config_version = cfg
             except Exception as e:
                 log.warning("reconfigure of %s failed, replacing it: %s", rec.replica_id, e)

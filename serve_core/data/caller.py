@@ -77,7 +77,7 @@ class CallerContext:
             if controller is None:
                 continue
             try:
-                await asyncio.wait_for(controller.report_demand.options(max_task_retries=0).remote(self.caller_id, demand), 2.0)
+                await asyncio.wait_for(controller.report_demand(self.caller_id, demand), 2.0)
                 last = demand
             except asyncio.CancelledError:
                 raise
@@ -95,9 +95,8 @@ class CallerContext:
                     if controller is None:
                         raise LookupError("controller not found")
                     self._controller = controller
-                # Not retried by Ray: this loop retries itself, and knows when to stop.
-                ref = controller.listen.options(max_task_retries=0).remote(self.version, LISTEN_TIMEOUT_S)
-                version, snapshot = await asyncio.wait_for(ref, LISTEN_TIMEOUT_S + 10)
+                version, snapshot = await asyncio.wait_for(controller.listen(self.version, LISTEN_TIMEOUT_S),
+                                                           LISTEN_TIMEOUT_S + 10)
                 self.controller_reachable = True
                 if version != self.version:
                     self.apply(version, snapshot)

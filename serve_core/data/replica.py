@@ -130,7 +130,7 @@ class ReplicaServer:
         def send() -> None:
             controller = ray_seam.get_controller()
             if controller is not None:
-                controller.record_models.remote(self.dep.key(), self.replica_id, model_ids, seq)
+                controller.record_models(self.dep.key(), self.replica_id, model_ids, seq)
 
         self.loop.run_in_executor(None, send)
 

@@ -190,8 +190,8 @@ def test_cluster_up_serve_scrape_and_down(up):
     print(f"\n{mode} mode: up {up['up_s']:.0f}s, down {down_s:.0f}s")
 
 
-RAW_STATUS = ("import json, ray; from serve_core import cluster; cluster.connect(); "
-              "print(json.dumps(ray.get(cluster.get_controller().status.remote())))")
+RAW_STATUS = ("import json; from serve_core import ray_seam; ray_seam.connect(); "
+              "print(json.dumps(ray_seam.get_controller().status()))")
 
 
 def attack_from_another_node(nodes, proxy_url):

@@ -11,7 +11,6 @@ import os
 import socket
 
 import psutil
-import ray
 import requests
 
 import serve_core as serve
@@ -52,7 +51,7 @@ def _auth_failures(host, metrics_port):
 def test_network_attacker_gets_nothing(serve_core_app, tmp_path):
     marker = str(tmp_path / "pwned")
     serve.run(Counter.bind(), name="target", route_prefix="/target")
-    raw = ray.get(ray_seam.get_controller().status.remote())
+    raw = ray_seam.get_controller().status()
     replica = raw["applications"]["target"]["deployments"]["Counter"]["replicas"][0]
     proxy = next(iter(raw["proxies"].values()))
     rpid, ppid = replica["pid"], proxy["pid"]

@@ -69,8 +69,6 @@ def test_requests_at_zero_are_held_up_to_the_queue_bound_the_rest_get_503(serve_
 def test_a_controller_restarted_under_load_does_not_scale_down(serve_core_app):
     import signal
 
-    import ray
-
     from serve_core import ray_seam
     from tests.integration.conftest import BASE
     from tests.integration.load import OpenLoop
@@ -85,7 +83,7 @@ def test_a_controller_restarted_under_load_does_not_scale_down(serve_core_app):
         assert wait_for(lambda: running() >= 3, timeout=30), f"no scale-out: {running()}"
         scaled = running()
         controller = ray_seam.get_controller()
-        os.kill(ray.get(controller.pid.remote()), signal.SIGKILL)
+        os.kill(controller.pid(), signal.SIGKILL)
         counts = []
         deadline = time.monotonic() + 8  # longer than downscale_delay_s and the look-back
         while time.monotonic() < deadline:

@@ -4,8 +4,6 @@ import os
 import signal
 import time
 
-import ray
-
 import serve_core as serve
 from serve_core import ray_seam
 from tests.integration import apps
@@ -22,21 +20,21 @@ def test_controller_killed_under_load_loses_nothing(serve_core_app):
     before = replica_pids("work", "Work")
     proxies_before = {p["pid"] for p in serve.status().proxies.values()}
     controller = ray_seam.get_controller()
-    old_pid = ray.get(controller.pid.remote())
+    old_pid = controller.pid()
     with OpenLoop(BASE + "/work", rate=100) as load:
         time.sleep(1.0)
         os.kill(old_pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if ray.get(controller.pid.remote(), timeout=2) != old_pid:
+                if controller.pid(timeout=2) != old_pid:
                     break
             except Exception:
                 time.sleep(0.2)
         time.sleep(2.0)
     r = load.result
     assert r.sent >= 300 and not r.failed, f"{len(r.failed)} of {r.sent} failed: {r.failed[:5]}"
-    assert ray.get(controller.pid.remote()) != old_pid
+    assert controller.pid() != old_pid
     assert replica_pids("work", "Work") == before  # re-adopted, not replaced
     assert {p["pid"] for p in serve.status().proxies.values()} == proxies_before
     # The restarted controller takes changes again.

@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import ray
 import requests
 
 import serve_core as serve
@@ -38,7 +37,7 @@ def tls(serve_instance, tmp_path_factory):
 
 
 def _replica(app):
-    raw = ray.get(ray_seam.get_controller().status.remote())
+    raw = ray_seam.get_controller().status()
     return next(iter(raw["applications"][app]["deployments"].values()))["replicas"][0]
 
 

@@ -1,5 +1,6 @@
-"""A fake of serve_core.ray_seam (the one seam to Ray): actors are objects whose
-methods return coroutines, the KV store is a dict. Lets the controller run with no Ray."""
+"""A fake of serve_core.ray_seam (the one seam to Ray): actors are objects with the typed
+clients' async methods (ReplicaClient, ProxyClient), the KV store is a dict. Lets the
+controller run with no Ray."""
 
 from __future__ import annotations
 
@@ -12,72 +13,59 @@ PROXY_HOST_LABEL = "serve-core/proxy-host"
 _pids = itertools.count(1000)
 
 
-class _Method:
-    def __init__(self, fn: Any) -> None:
-        self.fn = fn
-
-    def remote(self, *args: Any, **kwargs: Any) -> Any:
-        async def call() -> Any:
-            result = self.fn(*args, **kwargs)
-            return await result if asyncio.iscoroutine(result) else result
-
-        return call()
-
-    def options(self, **_: Any) -> _Method:
-        return self
-
-
 class FakeActor:
+    """An actor as the controller sees it through ray_seam's typed clients: async methods."""
+
     def __init__(self, cluster: FakeCluster, name: str) -> None:
         self.cluster, self.name, self.pid = cluster, name, next(_pids)
         self.dead = asyncio.Event()
 
-    def __getattr__(self, method: str) -> _Method:
-        if method.startswith("_") or not hasattr(type(self), "_" + method):
-            raise AttributeError(method)
-        return _Method(getattr(self, "_" + method))
-
-    async def _wait_until_dead(self) -> None:
+    async def wait_until_dead(self) -> None:
         await self.dead.wait()
         raise RuntimeError(f"actor {self.name} died")
 
-    def _check_health(self) -> None:
+    async def check_health(self) -> None:
         if self.dead.is_set():
             raise RuntimeError("dead")
 
 
 class FakeReplica(FakeActor):
+    """ray_seam.ReplicaClient's interface."""
+
     def __init__(self, cluster: FakeCluster, name: str, spec: dict[str, Any]) -> None:
         super().__init__(cluster, name)
         self.spec, self.info_, self.user_config = spec, None, spec.get("user_config")
 
-    async def _initialize(self, host: Any) -> dict[str, Any]:
+    async def initialize(self, host: Any = None) -> dict[str, Any]:
         if self.cluster.start_gate is not None:
             await self.cluster.start_gate.wait()
         if self.spec.get("version") in self.cluster.failing_versions:
             raise RuntimeError("constructor failed: bad weights")
-        self.info_ = self.info_ or  {"host": "10.0.0.1", "port": self.pid, "pid": self.pid, "metrics_port": 1,
-                      "replica_id": self.spec["replica_id"], "node_id": "node-1",
-                      "version": self.spec.get("version", ""), "config_version": self.spec.get("config_version", "")}
+        self.info_ = self.info_ or {"host": "10.0.0.1", "port": self.pid, "pid": self.pid, "metrics_port": 1,
+                                    "replica_id": self.spec["replica_id"], "node_id": "node-1",
+                                    "version": self.spec.get("version", ""),
+                                    "config_version": self.spec.get("config_version", "")}
         return self.info_
 
-    def _info(self) -> dict[str, Any]:
+    async def info(self) -> dict[str, Any]:
         if self.info_ is None:
             return {"ready": False, "version": self.spec.get("version", ""), "config_version": self.spec.get("config_version", "")}
         return {**self.info_, "ready": True}
 
-    def _reconfigure(self, config: Any) -> None:
+    async def reconfigure(self, config: Any) -> None:
         self.user_config = config
 
-    def _drain(self, wait_loop_s: float, timeout_s: float) -> int:
+    async def drain(self, wait_loop_s: float, timeout_s: float) -> int:
         return 0
 
 
 class FakeProxy(FakeActor):
-    def _ready(self) -> dict[str, Any]:
+    """ray_seam.ProxyClient's interface."""
+
+    async def ready(self) -> dict[str, Any]:
         return {"host": "127.0.0.1", "port": 8000, "pid": self.pid, "metrics_port": 2}
 
-    def _version(self) -> int:
+    async def version(self) -> int:
         return 1 << 62  # always current
 
 
@@ -105,6 +93,8 @@ class FakeCluster:
 
     def get_actor(self, name: str) -> FakeActor | None:
         return self.actors.get(name)
+
+    get_replica = get_proxy = get_actor
 
     def actor_names(self, prefix: str) -> list[str]:
         return [n for n in self.actors if n.startswith(prefix)]
