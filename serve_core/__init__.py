@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 import starlette.requests  # noqa: F401
 
 _EXPORTS = {
-    "Application": "serve_core.api", "Deployment": "serve_core.api", "delete": "serve_core.api",
-    "deployment": "serve_core.api", "get_app_handle": "serve_core.api",
-    "get_deployment_handle": "serve_core.api", "ingress": "serve_core.api", "run": "serve_core.api",
+    "Application": "serve_core.application", "Deployment": "serve_core.application", "delete": "serve_core.api",
+    "deployment": "serve_core.application", "get_app_handle": "serve_core.api",
+    "get_deployment_handle": "serve_core.api", "ingress": "serve_core.application", "run": "serve_core.api",
     "shutdown": "serve_core.api", "start": "serve_core.api", "status": "serve_core.api",
     "shutdown_async": "serve_core.api", "run_many": "serve_core.api", "RunTarget": "serve_core.api",
     "get_trace_context": "serve_core.api",
@@ -46,15 +46,11 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from serve_core.api import (
-        Application,
-        Deployment,
         RunTarget,
         delete,
-        deployment,
         get_app_handle,
         get_deployment_handle,
         get_trace_context,
-        ingress,
         run,
         run_many,
         shutdown,
@@ -62,6 +58,7 @@ if TYPE_CHECKING:
         start,
         status,
     )
+    from serve_core.application import Application, Deployment, deployment, ingress
     from serve_core.batching import batch
     from serve_core.config import AutoscalingConfig, HTTPOptions
     from serve_core.context import get_multiplexed_model_id, get_replica_context
