@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from embedded_cluster import commands, faults, layout, processes, prometheus, ray_nodes, redis
+from embedded_cluster import commands, faults, layout, processes, prometheus, ray_nodes, redis, status
 from embedded_cluster.errors import LocalClusterError, MissingBinaryError
 from embedded_cluster.processes import require_binary
 from embedded_cluster.state import ClusterState, ProcessRecord, load, write_atomic
@@ -262,15 +262,15 @@ def test_status_doc_places_replicas_and_proxies_on_nodes(tmp_path):
         },
     }
     live = {"processes": {p.name: True for p in s.processes}, "redis": "PONG", "prometheus": True}
-    doc = commands.status_doc(s, ray_view, live)
+    doc = status.status_doc(s, ray_view, live)
     assert doc["healthy"] is True
     assert [(n["name"], n["ray_node_id"], n["alive"]) for n in doc["nodes"]] == [("head", "H", True), ("w1", "A", True), ("w2", "B", True)]
     assert [n["replicas"] for n in doc["nodes"]] == [{}, {"app/d": 1}, {"app/d": 2}]
     assert doc["applications"]["app"]["deployments"]["d"]["replicas_per_node"] == {"w1": 1, "w2": 2}
     assert doc["proxies"] == [{"node": "w1", "state": "HEALTHY", "address": "10.77.0.3:8000"}]
     live["processes"]["w2"] = False
-    assert commands.status_doc(s, ray_view, live)["healthy"] is False
-    assert commands.status_doc(s, {"error": "no answer"}, {**live, "processes": {p.name: True for p in s.processes}})["healthy"] is False
+    assert status.status_doc(s, ray_view, live)["healthy"] is False
+    assert status.status_doc(s, {"error": "no answer"}, {**live, "processes": {p.name: True for p in s.processes}})["healthy"] is False
 
 
 def test_kill_faults_use_the_refreshers_view_only_while_it_is_fresh(tmp_path, monkeypatch):
