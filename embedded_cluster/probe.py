@@ -6,6 +6,9 @@ netns mode, where a driver must run), with the cluster's token in its environmen
 a driver takes seconds, and many more on a busy machine, so the target refresher (a driver
 that stays connected) also writes the same view every round (``write_recent``); kill faults
 act on that one when it is fresh (``recent``), so they land when they are scheduled.
+
+The embedded cluster's one seam to Ray: no other module of the package imports ``ray``
+(serve_core is reached through its own seam, ``serve_core.ray_seam``).
 """
 
 from __future__ import annotations
@@ -35,10 +38,16 @@ def probe(address: str) -> dict[str, Any]:
     return view()
 
 
+def gcs_nodes() -> list[dict[str, Any]]:
+    """``ray.nodes()``: every node the GCS knows, alive or not (from a connected driver)."""
+    import ray
+
+    return list(ray.nodes())
+
+
 def view(raw_nodes: list[dict[str, Any]] | None = None, raw_status: dict[str, Any] | None = None) -> dict[str, Any]:
     """Ray's nodes and both backends' status, from a driver already connected. A caller that
     has just fetched ``ray.nodes()`` or the controller's status passes them in."""
-    import ray
 
     from serve_core import api, ray_seam
 
@@ -49,7 +58,7 @@ def view(raw_nodes: list[dict[str, Any]] | None = None, raw_status: dict[str, An
             "resources": dict(n.get("Resources") or {}),
             "is_head": "node:__internal_head__" in (n.get("Resources") or {}),
         }
-        for n in (ray.nodes() if raw_nodes is None else raw_nodes)
+        for n in (gcs_nodes() if raw_nodes is None else raw_nodes)
     ]
     out: dict[str, Any] = {"nodes": nodes, "serve": None, "serve_error": "", "controller_pid": 0}
     try:

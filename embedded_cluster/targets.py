@@ -41,11 +41,9 @@ def _load_plan(state_dir: str) -> ClusterPlan:
 
 
 def refresh_once(state_dir: str, plan: ClusterPlan) -> None:
-    import ray
-
     from serve_core import ray_seam
 
-    raw_nodes = ray.nodes()
+    raw_nodes = probe.gcs_nodes()
     nodes = [
         {"address": n["NodeManagerAddress"], "metrics_port": n.get("MetricsExportPort", 0), "node_id": n["NodeID"]}
         for n in raw_nodes if n.get("Alive")
