@@ -16,8 +16,9 @@ from typing import Any
 
 from serve_core import ray_seam
 from serve_core.data import tls, wire
+from serve_core.data.connector import Link
 from serve_core.data.loop_thread import LoopThread
-from serve_core.data.router import Link, Router
+from serve_core.data.router import Router
 from serve_core.ids import DeploymentID
 
 log = logging.getLogger("serve_core.data.caller")

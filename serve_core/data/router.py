@@ -14,27 +14,21 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-import socket
-import ssl
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from serve_core import metrics
 from serve_core.data import wire
-from serve_core.data.handshake import ClientHandshake
+from serve_core.data.connector import Link, TcpConnector
 from serve_core.errors import BackPressureError, NoReplicasError, ReplicaDiedError, ServeCoreError
 from serve_core.ids import DeploymentID, ReplicaAddress
 
-DEAD_PEER_TIMEOUT_MS = 2000  # a replica silent this long (not even its kernel) is gone: well under the 5 s a client waits
 LOST = -1  # synthetic frame: the connection closed before the request finished
 TERMINAL = frozenset({wire.REJECT, wire.RESULT, wire.ERROR, wire.HTTP, wire.END, LOST})
 RECONNECT_BACKOFF_S = 1.0  # first wait after a failed or lost connection; doubles per failure
 RECONNECT_BACKOFF_MAX_S = 8.0
-CONNECT_TIMEOUT_S = 1.0  # the peer's kernel completes a handshake at once: slower is a vanished node
-HANDSHAKE_TIMEOUT_S = 5.0  # then the replica proves it holds the cluster secret (a loaded loop may be slow)
 REFUSED_AT_ZERO_DEMAND_S = 2.0  # a refusal at zero replicas counts as demand this long (several reports)
 HELD_AT_ZERO_MAX = 1000  # requests a caller holds while a deployment has no replica (max_queued_requests=-1)
 MAX_RETRIES = 3
@@ -78,33 +72,10 @@ class PendingCall:
         return await self.waiter
 
 
-def _detect_dead_peer(sock: socket.socket | None) -> None:
-    """Let the kernel notice a replica whose node vanished (cut off, powered off): such a
-    peer never closes the connection, and the requests on it would wait forever. Keepalive
-    probes are answered by the peer's kernel, so a replica busy in user code is not taken
-    for dead; unacknowledged data gives up after TCP_USER_TIMEOUT."""
-    if sock is None or not hasattr(socket, "TCP_KEEPIDLE"):
-        return
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 2)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, DEAD_PEER_TIMEOUT_MS)
-
-
-@dataclass(frozen=True)
-class Link:
-    """How this caller opens direct connections: the cluster secret both ends prove they
-    hold, the frame cap, and TLS when the cluster turns it on."""
-
-    secret: bytes
-    max_frame: int = wire.DEFAULT_MAX_FRAME
-    ssl: ssl.SSLContext | None = None
-
-
 class ReplicaConn:
-    def __init__(self, addr: ReplicaAddress) -> None:
+    def __init__(self, addr: ReplicaAddress, connector: Any = None) -> None:
         self.addr = addr
+        self.connector = connector or TcpConnector()
         self.inflight = 0
         self.pending: dict[int, PendingCall] = {}
         self.proto: wire.FrameProtocol | None = None
@@ -132,28 +103,19 @@ class ReplicaConn:
         return self.proto
 
     async def _connect(self, link: Link) -> None:
-        """Connect and authenticate both ends (handshake.py) before any frame is sent."""
-        loop = asyncio.get_running_loop()
+        """Connect and authenticate both ends before any frame is sent (the connector's job)."""
+        channel: list[Any] = []  # the one this attempt made, once it has one
 
         def lost(exc: Exception | None) -> None:
-            if self.proto is proto:  # losses during the handshake are handled below
+            if channel and self.proto is channel[0]:  # losses during the handshake are handled below
                 self._on_lost(exc)
 
-        proto = wire.FrameProtocol(self._on_frame, lost, ClientHandshake(link.secret), link.max_frame)
-        transport = None
         try:
-            transport, _ = await asyncio.wait_for(
-                loop.create_connection(lambda: proto, self.addr.host, self.addr.port, ssl=link.ssl), CONNECT_TIMEOUT_S)
-            assert proto.ready is not None
-            await asyncio.wait_for(asyncio.shield(proto.ready), HANDSHAKE_TIMEOUT_S)
-        except (TimeoutError, OSError) as e:  # HandshakeError and ssl.SSLError are OSErrors (logged by wire)
-            if transport is not None:
-                transport.abort()
-            if isinstance(e, ssl.SSLError):
-                wire.auth_log.failed("caller", f"{self.addr.host}:{self.addr.port}", f"TLS: {e}")
+            proto = await self.connector.connect(self.addr, link, self._on_frame, lost)
+        except (TimeoutError, OSError):
             self._back_off()
             raise
-        _detect_dead_peer(transport.get_extra_info("socket"))
+        channel.append(proto)
         self.proto, self.failures = proto, 0
 
     def _on_frame(self, msg: tuple[Any, ...]) -> None:
@@ -189,8 +151,9 @@ class ReplicaConn:
 
 
 class Router:
-    def __init__(self, dep: DeploymentID, no_replica_timeout_s: float = 30.0) -> None:
+    def __init__(self, dep: DeploymentID, no_replica_timeout_s: float = 30.0, connector: Any = None) -> None:
         self.dep = dep
+        self.connector = connector or TcpConnector()  # how connections to replicas are made
         self.conns: dict[str, ReplicaConn] = {}
         self.max_ongoing = 5
         self.max_queued = -1
@@ -239,7 +202,7 @@ class Router:
                 del self.conns[rid]
         for rid, addr in live.items():
             if rid not in self.conns:
-                self.conns[rid] = ReplicaConn(addr)
+                self.conns[rid] = ReplicaConn(addr, self.connector)
         self._wake(all_=True)
 
     def demand(self) -> int:
