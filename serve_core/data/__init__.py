@@ -9,6 +9,7 @@ In request order:
 - ``caller``: what a proxy or handle shares per process: the replica sets the controller
   pushes, demand reports, the event loop (``loop_thread``);
 - ``router``: power-of-two-choices on known queue lengths, retries, ``max_queued_requests``;
+  ``connector``: how it reaches a replica (a seam, as httpx's transport);
 - ``wire`` (length-prefixed frames), ``handshake`` (both ends prove the cluster secret),
   ``tls``: the connection to a replica;
 - ``replica``: runs the user's code (``ReplicaActor``), with ``asgi`` (ingress apps and
