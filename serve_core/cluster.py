@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -113,6 +114,20 @@ def start_proxy(name: str, node_id: str, http_options: dict[str, Any]) -> Any:
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
     )
     return cls.remote(node_id, http_options)
+
+
+WATCH_POLL_S = 30.0  # a watcher's call returns this often while the actor lives
+
+
+async def until_dead(handle: Any, watching: Callable[[], bool] = lambda: True) -> None:
+    """Return once the actor behind ``handle`` stops being watched; raise when it dies.
+
+    The actor's ``wait_until_dead(timeout_s)`` holds one of its threads until the timeout, and
+    the watcher calls it again: a controller that is killed leaves its calls running (Ray does not
+    cancel an actor task when its caller dies), and calls that never returned used up a proxy's
+    eight threads after eight controller restarts, its ``ready`` then never ran."""
+    while watching():
+        await handle.wait_until_dead.remote(WATCH_POLL_S)
 
 
 def kill(handle: Any) -> None:

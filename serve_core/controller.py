@@ -392,9 +392,9 @@ class Controller:
         self._publish()
 
     async def _watch_replica(self, dep: DeploymentID, rec: ds.ReplicaRecord) -> None:
-        """Notice a replica's death at once: this call returns only when it dies."""
+        """Notice a replica's death at once (stopping it cancels this task)."""
         try:
-            await rec.handle.wait_until_dead.remote()
+            await cluster.until_dead(rec.handle)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -7,6 +7,8 @@ import asyncio
 import itertools
 from typing import Any
 
+from serve_core import cluster as real_cluster
+
 PROXY_PORT_LABEL = "serve-core/proxy-port"
 PROXY_HOST_LABEL = "serve-core/proxy-host"
 _pids = itertools.count(1000)
@@ -37,8 +39,11 @@ class FakeActor:
             raise AttributeError(method)
         return _Method(getattr(self, "_" + method))
 
-    async def _wait_until_dead(self) -> None:
-        await self.dead.wait()
+    async def _wait_until_dead(self, timeout_s: float | None = None) -> None:
+        try:
+            await asyncio.wait_for(self.dead.wait(), timeout_s)
+        except TimeoutError:
+            return  # alive: the watcher calls again
         raise RuntimeError(f"actor {self.name} died")
 
     def _check_health(self) -> None:
@@ -84,6 +89,7 @@ class FakeProxy(FakeActor):
 class FakeCluster:
     PROXY_PORT_LABEL = PROXY_PORT_LABEL
     PROXY_HOST_LABEL = PROXY_HOST_LABEL
+    until_dead = staticmethod(real_cluster.until_dead)  # the real watch loop, over fake actors
 
     def __init__(self) -> None:
         self.kv: dict[bytes, bytes] = {}
