@@ -3,10 +3,15 @@ ready ones, (re)write a run's report.
 
     python -m chaos validate chaos/experiments/replica_kills.yaml
     python -m chaos run chaos/experiments/replica_kills.yaml --target embedded:default --backend ray_serve
+    python -m chaos shrink reports/chaos/mixed_soak-20261207-180000 --max-runs 30 --max-time 3600
     python -m chaos report reports/chaos/replica_kills-20261122-045639
+    python -m chaos campaign chaos/campaigns/ci.yaml --target embedded:default
 
 Exit status of ``run``: 0 passed, 1 failed, 2 aborted, 3 could not run (bad file, cluster
 unreachable), 130 interrupted. ``validate``: 0 valid, 3 invalid. ``report``: 0, 3 no journal.
+``shrink``: 0 a smaller failing schedule found (or the original is minimal), 1 the run did not fail
+again on replay, 3 could not run, 130 interrupted.
+``campaign``: 0 every run passed and every health check was clean, 1 otherwise, 3 could not run.
 """
 
 from __future__ import annotations
@@ -54,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--backend", choices=["serve_core", "ray_serve"], help="what serves the app (default: the file's)")
         sp.add_argument("--seed", type=int, help="seed of the random choices (default: the file's)")
         sp.add_argument("--rate", type=float, help="requests/s of a constant load (default: the file's)")
+        sp.add_argument("--duration", type=float, metavar="SECONDS",
+                        help="a short run of a long experiment: windows and schedule times scaled to last this long, "
+                             "fault rates and holds as they are (default: the file's)")
 
     v = sub.add_parser("validate", help="check an experiment and print its planned faults")
     overrides(v)
@@ -73,11 +81,34 @@ def main(argv: list[str] | None = None) -> int:
     cp.add_argument("--seed", type=int, help="seed of the random choices (default: the files')")
     cp.add_argument("--out", default="reports/chaos", help="where run directories go (default reports/chaos)")
     cp.set_defaults(handler=cmd_compare)
+    sh = sub.add_parser("shrink", help="replay a failed run's schedule with faults removed: the smallest one that "
+                                       "still fails (chaos.shrink)")
+    sh.add_argument("run", help="a failed or aborted run's directory (reports/chaos/NAME-TIME) or its journal.json")
+    sh.add_argument("--out", help="the shrink directory (default: RUN/shrink-<UTC time>)")
+    sh.add_argument("--max-runs", type=int, default=30, help="runs at most, the replay included (default 30)")
+    sh.add_argument("--max-time", type=float, default=3600.0, metavar="SECONDS", help="seconds at most (default 3600)")
+    sh.add_argument("--match", choices=["same", "exact", "any", "verdict"], default="same",
+                    help="what counts as failing: the same SLO violated or abort condition tripped as the original, "
+                         "failed requests as one (default); exact: without that; any SLO or abort condition; any "
+                         "failed or aborted verdict")
+    sh.add_argument("--confirm", type=int, default=0, metavar="N", help="rerun the result N times (flaky runs)")
+    sh.add_argument("--simplify", action="store_true", help="then try shorter holds, smaller args, earlier starts")
+    sh.add_argument("--target", help="run the candidates here: embedded:CLUSTER or compose:PROJECT (default: the run's)")
+    sh.add_argument("--no-deploy", action="store_true", help="the application is deployed already: do not redeploy it "
+                                                             "before each candidate")
+    sh.set_defaults(handler=cmd_shrink)
     ls = sub.add_parser("list", help="the ready experiments")
     ls.set_defaults(handler=cmd_list)
     rp = sub.add_parser("report", help="(re)write a run's report.md, report.html and summary.json, and print the report")
     rp.add_argument("run", help="a run directory (reports/chaos/NAME-TIME) or its journal.json")
     rp.set_defaults(handler=cmd_report)
+    cg = sub.add_parser("campaign", help="run experiments back to back on one cluster, checking its health between them")
+    cg.add_argument("file", help="campaign YAML (ready ones: chaos/campaigns/)")
+    cg.add_argument("--target", help="where every run goes: embedded:CLUSTER or compose:PROJECT (default: the file's)")
+    cg.add_argument("--out", default="reports/chaos", help="where the campaign's directory goes (default reports/chaos)")
+    cg.add_argument("--validate", action="store_true", help="check the campaign and its experiments; run nothing")
+    cg.add_argument("--quiet", action="store_true", help="print only verdicts and health checks")
+    cg.set_defaults(handler=cmd_campaign)
     ns = p.parse_args(argv)
     try:
         return int(ns.handler(ns))
@@ -87,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(ns: argparse.Namespace) -> Experiment:
-    return load_experiment(ns.file, target=ns.target, backend=ns.backend, seed=ns.seed, rate=ns.rate)
+    return load_experiment(ns.file, target=ns.target, backend=ns.backend, seed=ns.seed, rate=ns.rate,
+                           duration=getattr(ns, "duration", None))
 
 
 def cmd_validate(ns: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -139,6 +171,13 @@ def cmd_compare(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_campaign(ns: argparse.Namespace) -> int:
+    from chaos.campaign import campaign_command
+
+    return campaign_command(ns.file, ns.target, ns.out, validate_only=ns.validate,
+                            listeners=lambda: [ProgressPrinter(sys.stdout, quiet=ns.quiet), ReportListener()])
+
+
 def cmd_report(ns: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     journal, directory = load_run(ns.run)
@@ -147,6 +186,17 @@ def cmd_report(ns: argparse.Namespace, out: TextIO | None = None) -> int:
         out.write(f.read())
     print(f"wrote {path}, {os.path.join(directory, HTML_FILE)} and {os.path.join(directory, SUMMARY_FILE)}", file=sys.stderr)
     return 0
+
+
+def cmd_shrink(ns: argparse.Namespace) -> int:
+    from chaos.shrink import Shrinker, ShrinkError, ShrinkOptions
+
+    if ns.max_runs < 1 or ns.max_time <= 0 or ns.confirm < 0:
+        raise ShrinkError(f"--max-runs {ns.max_runs}, --max-time {ns.max_time:g}, --confirm {ns.confirm}: give at "
+                          "least one run, some seconds, and 0 or more confirmations")
+    options = ShrinkOptions(max_runs=ns.max_runs, max_time_s=ns.max_time, match=ns.match, confirm=ns.confirm,
+                            simplify=ns.simplify, target=ns.target, deploy=not ns.no_deploy, out=ns.out)
+    return Shrinker(ns.run, options, out=sys.stdout).run().exit_code
 
 
 def cmd_list(ns: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -182,6 +232,10 @@ def describe(exp: Experiment, planned: list[PlannedFault], snapshot: Snapshot) -
         f"  windows    before {b0:g}-{b1:g}s | during {d0:g}-{d1:g}s | after {a0:g}-{a1:g}s "
         f"(judged: {', '.join(s.judge)})",
         "  SLOs       " + "; ".join(_slo_text(x) for x in s.slos),
+        *([f"  resources  every {s.resources.sample_every_s:g}s, "
+            + ("flat required" if s.resources.require_flat else "reported, not required")
+            + f": memory <= {s.resources.max_rss_growth_mib_per_h:g} MiB/h, open files <= "
+              f"{s.resources.max_fd_growth_per_h:g}/h per process"] if s.resources else []),
         "  abort      " + ("; ".join(_abort_text(c) for c in exp.abort) or "(never)"),
         "  rollbacks  " + ("; ".join(f"{r.action} {r.target.describe() if r.action != 'redeploy' else ''}".strip()
                                      + (" (if down)" if r.action == "restart-node" and r.only_if_down else "")

@@ -380,6 +380,17 @@ class ComposeCluster:
                               f"docker compose -p {self.project} up -d prometheus")
         return f"http://{where}"
 
+    def processes(self) -> list[Any]:
+        """Every process of the project's running containers as this host sees them, by cgroup
+        (chaos.resources.Proc; node: head, w1, ... or the service's name)."""
+        from chaos.resources import container_processes
+
+        containers = self.containers()
+        if self._inside(containers):
+            raise TargetError("cannot see the containers' processes", "the runner runs inside a container of "
+                              "the project", "run the chaos runner on the host to sample resources")
+        return container_processes({c.id: c.node or c.service for c in containers if c.running and not c.oneoff})
+
     @property
     def load_metrics_host(self) -> str:
         """Where the load generator's metrics listen: in a container on the compose network (the

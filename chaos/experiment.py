@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from chaos.resources import ResourceCheck
 from chaos.slo_spec import SLO, Availability
 from loadgen.profile import LoadProfile
 
@@ -191,6 +192,9 @@ class SteadyState(_Strict):
                                 description="Windows whose SLO results decide the verdict.")
     require_before: bool = Field(True, description="Abort without faults when the SLOs fail before them.")
     settle_s: float = Field(5.0, ge=0, description="Wait after the load ends so Prometheus scrapes the last samples.")
+    resources: ResourceCheck | None = Field(
+        None, description="Sample every process's memory and open files during the run and judge that they stay flat "
+                          "(chaos.resources); a window of its own, 'resources', in the journal.")
 
 
 class Selector(_Strict):

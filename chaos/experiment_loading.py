@@ -85,8 +85,10 @@ def parse_target(text: str) -> dict[str, Any]:
 
 def _with_overrides(doc: dict[str, Any], target: str | dict[str, Any] | None = None, backend: str | None = None,
                     seed: int | None = None, rate: float | None = None,
-                    require_before: bool | None = None) -> dict[str, Any]:
+                    require_before: bool | None = None, duration: float | None = None) -> dict[str, Any]:
     doc = dict(doc)
+    if duration is not None:  # a short run of a long experiment: a slice at the same fault rates
+        doc = _with_duration(doc, duration)
     if require_before is not None:  # a comparison injects its faults even into a backend already failing
         doc["steady_state"] = {**dict(doc.get("steady_state") or {}), "require_before": require_before}
     if rate is not None:  # one experiment at the rate each backend sustains on this machine
@@ -111,3 +113,39 @@ def _with_overrides(doc: dict[str, Any], target: str | dict[str, Any] | None = N
     if seed is not None:
         doc["seed"] = seed
     return doc
+
+
+def _with_duration(doc: dict[str, Any], duration: float) -> dict[str, Any]:
+    """``doc`` lasting ``duration`` seconds: the windows, the constant load and every schedule's times
+    (at_s, every_s, start_s, end_s, min_gap_s) and the resource check's warm-up and span scaled by the
+    same factor. Random rates, holds (duration_s, down_for_s) and arguments stay as they are, so the
+    run is a slice of the long one at its fault density: a rare kind may not come at all."""
+    ss = dict(doc.get("steady_state") or {})
+    names = ("before_s", "during_s", "after_s")
+    if duration <= 0 or not all(isinstance(ss.get(k), int | float) for k in names) or not sum(ss[k] for k in names):
+        raise ExperimentError(Problem("--duration", duration, "give seconds > 0 for an experiment whose steady_state "
+                                                              "has before_s, during_s and after_s"))
+    windows = [float(ss[k]) for k in names]
+    f = duration / sum(windows)
+    ss.update({k: round(w * f, 3) for k, w in zip(names, windows, strict=True)})
+    if isinstance(ss.get("resources"), dict):
+        res = dict(ss["resources"])
+        res.update({k: round(float(res[k]) * f, 3) for k in ("warmup_s", "min_span_s") if isinstance(res.get(k), int | float)})
+        ss["resources"] = res
+    load = dict(doc.get("load") or {})
+    profile = dict(load.get("profile") or {})
+    if profile.get("kind", "constant") != "constant":
+        raise ExperimentError(Problem("--duration", duration, "only a constant load profile takes --duration; edit the file"))
+    load["profile"] = {**profile, "duration_s": duration}
+    method = []
+    for entry in doc.get("method") or []:
+        entry = dict(entry) if isinstance(entry, dict) else entry
+        sched = dict(entry.get("schedule") or {}) if isinstance(entry, dict) else None
+        if sched is not None:
+            sched.update({k: round(float(sched[k]) * f, 3) for k in ("at_s", "every_s", "start_s", "end_s")
+                          if isinstance(sched.get(k), int | float)})
+            if isinstance(sched.get("random"), dict) and isinstance(sched["random"].get("min_gap_s"), int | float):
+                sched["random"] = {**sched["random"], "min_gap_s": round(float(sched["random"]["min_gap_s"]) * f, 3)}
+            entry["schedule"] = sched
+        method.append(entry)
+    return {**doc, "steady_state": ss, "load": load, "method": method}

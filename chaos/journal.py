@@ -24,6 +24,7 @@ log = logging.getLogger("chaos")
 
 JOURNAL_FILE = "journal.json"
 JOURNAL_VERSION = 1
+RESOURCE_COLUMNS = ("pid", "role", "node", "rss_bytes", "open_fds")  # a resource sample's rows
 
 
 # -- events -------------------------------------------------------------------------------------
@@ -136,6 +137,18 @@ class SeriesCollected(Event):
 
 
 @dataclass(frozen=True)
+class ResourceSampled(Event):
+    """Memory and open files of every process of the cluster at one moment (chaos.resources).
+    Journaled without rewriting the file: the next event that matters writes it."""
+
+    offset_s: float  # seconds from the start of the load
+    every_s: float  # the sampling period
+    procs: list[list[Any]]  # [pid, role, node, rss_bytes, open_fds] each (chaos.resources.COLUMNS)
+    error: str | None = None  # why the processes could not be found or sampled this time
+    kind: str = "resource_sampled"
+
+
+@dataclass(frozen=True)
 class RunFinished(Event):
     verdict: str  # passed, failed, aborted
     reasons: list[str]
@@ -188,8 +201,8 @@ class Journal:
             "version": JOURNAL_VERSION, "name": None, "experiment": None, "seed": None, "target": None,
             "backend": None, "start": None, "load_start": None, "end": None, "plan": [], "snapshot": None,
             "steady_state": {}, "faults": [], "rollbacks": [], "aborts": [], "notes": [], "client_summary": None,
-            "crosscheck": None, "series": None, "alerts": None, "verdict": None, "reasons": [], "warnings": [],
-            "error": None,
+            "crosscheck": None, "series": None, "alerts": None, "resources": None, "verdict": None, "reasons": [],
+            "warnings": [], "error": None,
         }
         self._open: dict[str, dict[str, Any]] = {}
 
@@ -231,6 +244,14 @@ class Journal:
                      crosscheck=event.crosscheck, error=event.error, warnings=event.warnings)
         elif isinstance(event, Progress):
             return  # not journaled: Prometheus and the client records have the detail
+        elif isinstance(event, ResourceSampled):
+            res = d["resources"] = d["resources"] or {"every_s": event.every_s, "columns": list(RESOURCE_COLUMNS),
+                                                      "samples": [], "errors": []}
+            if event.error:
+                res["errors"].append({"at": event.at, "offset_s": event.offset_s, "error": event.error})
+            else:
+                res["samples"].append({"at": event.at, "offset_s": event.offset_s, "procs": event.procs})
+            return  # written with the next event: a sample every few seconds would rewrite a growing file
         self.write()
 
     def write(self) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from chaos.crosscheck import ClientRecord, read_records
 from chaos.errors import ChaosError
 from chaos.journal import JOURNAL_FILE, Event, Journal, RunFinished, RunStarted, to_plain, write_json_atomic
-from chaos.report_html import render_html
+from chaos.report_html import render_html, resource_plots
 from chaos.run_figures import (
     NOT_JUDGED,
     SUMMARY_VERSION,
@@ -34,6 +34,9 @@ from chaos.run_figures import (
     num,
     pct,
     recoveries,
+    resource_note,
+    resource_rows,
+    resource_verdicts,
     run_line,
     summarize,
     window_rows,
@@ -43,6 +46,7 @@ __all__ = ["HTML_FILE", "REPORT_FILE", "SUMMARY_FILE", "SUMMARY_VERSION", "WINDO
            "load_run", "pct", "recoveries", "render", "render_html", "summarize", "write_report"]
 
 REPORT_FILE, HTML_FILE, SUMMARY_FILE = "report.md", "report.html", "summary.json"
+RESOURCE_SVG = "resources-{}.svg"  # memory, fds: report.md's plots
 _VERDICTS = {"met": "met", "violated": "**violated**", "no_data": "no data"}
 J = dict[str, Any]
 
@@ -76,6 +80,9 @@ def write_report(journal: J, path: str, records: Sequence[ClientRecord] | None =
         except (OSError, ValueError):
             records = None  # moved or trimmed: the report goes without the client's figures and plots
     write_json_atomic(os.path.join(directory, SUMMARY_FILE), summarize(journal))
+    for key, plot in resource_plots(journal):  # report.md shows them as images
+        if plot.svg:
+            _write_text(os.path.join(directory, RESOURCE_SVG.format(key)), plot.svg)
     html = os.path.join(directory, file[:-3] + ".html" if file.endswith(".md") else HTML_FILE)
     _write_text(html, render_html(journal, records))
     report = os.path.join(directory, file)
@@ -185,6 +192,21 @@ def _crosscheck(xc: J | None, dec: int) -> list[str]:
     return lines
 
 
+def _resource_section(j: J) -> list[str]:
+    verdicts = resource_verdicts(j)
+    lines = [resource_note(j, verdicts)]
+    if not verdicts:
+        return lines
+    lines += ["", "| role | node | processes | RSS (MiB) | open fds | RSS slope | fds slope | verdict |",
+              "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r.role} | {r.node} | {r.processes} | {r.rss_mib} | {r.fds} | {r.rss_slope} | {r.fds_slope} | "
+              + (f"**{r.verdict}**" if r.growing else r.verdict) + " |" for r in resource_rows(verdicts)]
+    lines += ["", "RSS and open fds: the longest-lived process's last sample; slopes: the steepest among those "
+                  "judged, with the 95% band.", ""]
+    lines += [f"![{p.title}]({RESOURCE_SVG.format(key)})" for key, p in resource_plots(j, verdicts) if p.svg]
+    return lines
+
+
 def render(j: J, records: Sequence[ClientRecord] | None = None) -> str:
     """The report as Markdown."""
     cs, sm, exp = j.get("client_summary") or {}, summarize(j), j.get("experiment") or {}
@@ -225,6 +247,8 @@ def render(j: J, records: Sequence[ClientRecord] | None = None) -> str:
     else:
         out.append("No fault was injected.")
     out += ["", "## Alerts that would have fired", ""] + _alert_section(j)
+    if j.get("resources") or (exp.get("steady_state") or {}).get("resources"):
+        out += ["", "## Memory and open files", ""] + _resource_section(j)
     out += ["", "## Cross-check: client vs Prometheus", ""] + _crosscheck(j.get("crosscheck"), dec)
     aborts, rollbacks, warnings = j.get("aborts") or [], j.get("rollbacks") or [], j.get("warnings") or []
     out += ["", "## Aborts, rollbacks and warnings", ""]

@@ -16,6 +16,7 @@ from html import escape
 from typing import Any
 
 from chaos.crosscheck import ClientRecord
+from chaos.resources import MIB, SeriesVerdict
 from chaos.run_figures import (
     NOT_JUDGED,
     alerts,
@@ -28,6 +29,9 @@ from chaos.run_figures import (
     pct,
     recoveries,
     recovery_text,
+    resource_note,
+    resource_rows,
+    resource_verdicts,
     run_line,
     summarize,
     target_text,
@@ -167,6 +171,49 @@ def plots(j: J, records: Sequence[ClientRecord] | None) -> list[Plot]:
     return out
 
 
+RESOURCE_PLOTS = (("memory", "Memory (RSS, MiB) per process, by role", "MiB"),
+                  ("fds", "Open files per process, by role", "open fds"))
+
+
+def resource_plots(j: J, verdicts: Sequence[SeriesVerdict] | None = None) -> list[tuple[str, Plot]]:
+    """Memory and open files over the run: one line per role, each process a stretch of its own
+    (broken where one ends: a killed replica's successor is a new stretch). Empty without samples."""
+    verdicts = resource_verdicts(j) if verdicts is None else verdicts
+    if not verdicts:
+        return []
+    t0, markers, x_range = load_start(j), _markers(j), (0.0, _x_end(j))
+    roles: dict[str, list[SeriesVerdict]] = {}
+    for v in verdicts:  # in the report's role order
+        roles.setdefault(v.series.role, []).append(v)
+    out = []
+    for key, title, unit in RESOURCE_PLOTS:
+        lines = []
+        for i, (role, vs) in enumerate(roles.items()):
+            points: list[tuple[float, float | None]] = []
+            for v in sorted(vs, key=lambda v: v.series.points[0][0]):
+                points += [(t - t0, rss / MIB if key == "memory" else float(fds)) for t, rss, fds in v.series.points]
+                points.append((v.series.points[-1][0] - t0, None))
+            lines.append(Line(f"{role} ({len(vs)})", points, PALETTE[i % len(PALETTE)], dashed=i >= len(PALETTE)))
+        out.append((key, _plot(title, lines, markers, x_range, unit, [], legend_columns=4)))
+    return out
+
+
+def resource_section(j: J) -> list[str]:
+    """The memory and open files section: how it was judged, the table per role and node, the plots."""
+    verdicts = resource_verdicts(j)
+    body = ["<h2>Memory and open files</h2>", f'<p class="note">{escape(resource_note(j, verdicts))}</p>']
+    if not verdicts:
+        return body
+    body.append(_table(["role", "node", "processes", "RSS (MiB)", "open fds", "RSS slope", "fds slope", "verdict"], [
+        [r.role, r.node, str(r.processes), r.rss_mib, r.fds, r.rss_slope, r.fds_slope,
+         ("unknown", r.verdict) if r.growing is None else ("fail" if r.growing else "pass", r.verdict)]
+        for r in resource_rows(verdicts)]))
+    for _, p in resource_plots(j, verdicts):
+        body.append(f"<section><h3>{escape(p.title)}</h3>" + (p.svg or f'<p class="missing">Plot missing: '
+                                                                 f'{escape("; ".join(p.notes))}</p>') + "</section>")
+    return body
+
+
 def _plot(title: str, lines: list[Line], markers: list[Marker], x_range: tuple[float, float], y_label: str,
           notes: list[str], **options: Any) -> Plot:
     if not any(y is not None for line in lines for _, y in line.points):
@@ -236,6 +283,9 @@ def render_html(j: J, records: Sequence[ClientRecord] | None = None) -> str:
     window = (j.get("series") or {}).get("window_s") or PLOT_WINDOW_S
     body.append('<p class="note">Solid: the client (per second, by intended start; latency from the intended start). '
                 f"Dashed: Prometheus (over the last {window:g} s). Red dashed lines: faults, shaded while held.</p>")
+
+    if j.get("resources") or ((j.get("experiment") or {}).get("steady_state") or {}).get("resources"):
+        body += resource_section(j)
 
     extra = _extras(j)
     if extra:

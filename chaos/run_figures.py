@@ -15,6 +15,17 @@ from typing import Any
 
 from chaos.alert_timeline import AlertExpansionError, alert_conditions, timeline
 from chaos.crosscheck import ClientRecord, client_figures
+from chaos.resources import (
+    GROWING,
+    MIB,
+    SHORT,
+    ResourceCheck,
+    SeriesVerdict,
+    judge,
+    role_rank,
+    samples_from_journal,
+    trend_text,
+)
 from chaos.slo_queries import BACKENDS
 
 SUMMARY_VERSION = 1
@@ -206,6 +217,7 @@ def summarize(j: J) -> J:
                     "resolved_s": r.resolved_s} for r in al.rows] if al.evaluated else None,
         "aborts": [a.get("reason") for a in j.get("aborts") or []],
         "warnings": list(j.get("warnings") or []),
+        "resources": resource_summary(j),
     }
 
 
@@ -316,3 +328,97 @@ def fault_rows(j: J, faults: list[J], recs: dict[str, J]) -> list[FaultRow]:
                              num(f.get("took_s"), digits=2), result, str(f.get("error") or ""), recovery_text(rec),
                              None if rec is None else rec["recovery_s"] is not None))
     return rows
+
+
+# -- memory and open files ----------------------------------------------------------------------
+
+
+def resource_check(j: J) -> tuple[ResourceCheck, bool]:
+    """The experiment's resource check (or the defaults, not required) and whether it was declared."""
+    declared = ((j.get("experiment") or {}).get("steady_state") or {}).get("resources")
+    return (ResourceCheck.model_validate(declared), True) if declared else (ResourceCheck(require_flat=False), False)
+
+
+def resource_verdicts(j: J) -> list[SeriesVerdict]:
+    """Every sampled process's trends, judged as the run judged them (chaos.resources)."""
+    return judge(samples_from_journal(j.get("resources")), resource_check(j)[0])
+
+
+@dataclass(frozen=True)
+class ResourceRow:
+    """The processes of one role on one node: how many, the longest-lived one's last figures, and the
+    largest slope among those judged."""
+
+    role: str
+    node: str
+    processes: int
+    rss_mib: str  # the longest-lived process's last sample
+    fds: str
+    rss_slope: str  # "+1.20 ± 0.80 MiB/h" of the steepest judged process, or "-"
+    fds_slope: str
+    verdict: str  # flat, growing, short (none sampled long enough), not judged (role)
+    growing: bool | None  # None: not judged
+
+
+def resource_rows(verdicts: Sequence[SeriesVerdict]) -> list[ResourceRow]:
+    groups: dict[tuple[str, str], list[SeriesVerdict]] = {}
+    for v in verdicts:
+        groups.setdefault((v.series.role, v.series.node), []).append(v)
+    rows = []
+    for (role, node), vs in sorted(groups.items(), key=lambda kv: (role_rank(kv[0][0]), kv[0][0], kv[0][1])):
+        longest = max(vs, key=lambda v: (v.series.points[-1][0] - v.series.points[0][0], v.series.points[-1][0]))
+        last = longest.series.points[-1]
+        slopes = []
+        for attr, unit in (("rss", "MiB/h"), ("fds", "fds/h")):
+            judged = [v for v in vs if getattr(v, f"{attr}_verdict") != SHORT]
+            worst = max(judged, key=lambda v: getattr(v, attr).slope_per_h, default=None)
+            slopes.append(trend_text(getattr(worst, attr), unit) if worst else "-")
+        states = {v.rss_verdict for v in vs} | {v.fds_verdict for v in vs}
+        verdict = GROWING if GROWING in states else "flat" if states - {SHORT} else SHORT
+        judged_role = vs[0].judged
+        rows.append(ResourceRow(role, node, len(vs), f"{last[1] / MIB:.0f}", str(last[2]), slopes[0], slopes[1],
+                                verdict if judged_role else f"{verdict} (not judged)",
+                                (verdict == GROWING) if judged_role and verdict != SHORT else None))
+    return rows
+
+
+def resource_note(j: J, verdicts: Sequence[SeriesVerdict]) -> str:
+    """What was sampled and how it was judged, in a sentence or three."""
+    res, (check, declared) = j.get("resources") or {}, resource_check(j)
+    samples = res.get("samples") or []
+    if not samples:
+        errors = res.get("errors") or []
+        return ("Not sampled" + (f": {errors[-1].get('error')}" if errors else " (the experiment has no "
+                "steady_state.resources and the run was not asked to sample)") + ".")
+    span_s = float(samples[-1]["at"]) - float(samples[0]["at"])
+    roles = {v.series.role for v in verdicts}
+    how = (f"{len(samples)} samples every {float(res.get('every_s') or 0):g} s over {span_s:.0f} s: "
+           f"{len(verdicts)} processes in {len(roles)} roles (a process killed and started again is a new one). "
+           f"A process grows when its least-squares slope is above {check.max_rss_growth_mib_per_h:g} MiB/h of memory "
+           f"(RSS) or {check.max_fd_growth_per_h:g} open files an hour and its 95% band is above zero; its first "
+           f"{check.warmup_s:g} s are left out, and one sampled for less than {check.min_span_s:g} s after that is "
+           "too short to judge. ")
+    how += ("Required: a growing process fails the run." if declared and check.require_flat else
+            "Reported as a finding: the run does not require it." if declared else
+            "Not declared by the experiment: judged with the defaults, for information.")
+    if res.get("errors"):
+        how += f" {len(res['errors'])} sample(s) failed; the last: {res['errors'][-1].get('error')}."
+    return how
+
+
+def resource_summary(j: J) -> J | None:
+    """summary.json's resources entry: processes sampled, those growing, the steepest slopes."""
+    if not (j.get("resources") or {}).get("samples"):
+        return None
+    verdicts = resource_verdicts(j)
+    judged = [v for v in verdicts if v.judged]
+
+    def steepest(attr: str) -> float | None:
+        slopes = [getattr(v, attr).slope_per_h for v in judged if getattr(v, f"{attr}_verdict") != SHORT]
+        return round(max(slopes), 3) if slopes else None
+
+    growing = [v.series.key for v in judged if GROWING in (v.rss_verdict, v.fds_verdict)]
+    return {"samples": len(j["resources"]["samples"]), "processes": len(verdicts),
+            "judged": sum(1 for v in judged if (v.rss_verdict, v.fds_verdict) != (SHORT, SHORT)),
+            "growing": growing, "max_rss_slope_mib_per_h": steepest("rss"), "max_fd_slope_per_h": steepest("fds"),
+            "required": resource_check(j)[0].require_flat and resource_check(j)[1]}

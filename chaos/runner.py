@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from chaos import resources
 from chaos import schedule as scheduling
 from chaos.alert_timeline import AlertExpansionError, alert_conditions
 from chaos.alerts import alert_rules
@@ -39,6 +40,7 @@ from chaos.journal import (
     Note,
     ProbeResult,
     Progress,
+    ResourceSampled,
     RunFinished,
     RunStarted,
     SchedulePlanned,
@@ -48,6 +50,7 @@ from chaos.journal import (
 )
 from chaos.load_driver import LoadDriver, LoadFactory, LoadProgress, LoadRequest, LocustLoad
 from chaos.prometheus import Prometheus, PrometheusAPI
+from chaos.resources import ResourceCheck, Usage
 from chaos.schedule import PlannedFault, Snapshot
 from chaos.slo_queries import SLOError
 from chaos.steady_state_probe import ProbeFactory, PrometheusProbe, SteadyStateProbe
@@ -112,6 +115,9 @@ class RunOptions:
     series_step_s: float = 1.0  # the report's plots: one point a second
     series_window_s: float = PLOT_WINDOW_S  # their rates and percentiles are over this much
     alert_scale: float = 0.1  # chaos.alerts' windows times this (5m/1m -> 30s/6s) for a run of minutes
+    # Sample every process's memory and open files this often (chaos.resources); None: as the
+    # experiment's steady_state.resources says (off without it); 0: never.
+    resource_every_s: float | None = None
 
 
 @dataclass
@@ -151,6 +157,9 @@ class _State:
     probe: SteadyStateProbe | None = None
     summary: dict[str, Any] | None = None
     crosscheck: dict[str, Any] | None = None
+    resource_samples: list[tuple[float, list[Usage]]] = field(default_factory=list)
+    resource_errors: list[str] = field(default_factory=list)
+    sampler: Worker | None = None  # the resource sample in progress
 
     @property
     def aborted(self) -> bool:
@@ -236,7 +245,8 @@ class Runner:
         before_s = exp.steady_state.before_s
         pending = deque(st.plan)
         before_done = False
-        next_check = next_progress = 0.0
+        next_check = next_progress = next_sample = 0.0
+        every = self._resource_every()
         while True:
             now = clock.time()
             off = now - t0
@@ -255,7 +265,10 @@ class Runner:
             if off >= next_progress:
                 next_progress = off + opts.progress_every_s
                 self.bus.emit(Progress(now, off, to_plain(self._progress(st))))
-            wake = min(next_check, next_progress, run_s)
+            if every and off >= next_sample:
+                next_sample = off + every
+                self._sample_resources(st, off, every)
+            wake = min(next_check, next_progress, next_sample if every else run_s, run_s)
             if not before_done:
                 wake = min(wake, before_s)
             elif pending:
@@ -318,6 +331,50 @@ class Runner:
             self._warn(st, f"load progress could not be read: {type(e).__name__}: {e}")
             return LoadProgress()
 
+    # -- resources --
+
+    def _resource_every(self) -> float:
+        check = self.exp.steady_state.resources
+        every = self.options.resource_every_s
+        return float(every if every is not None else check.sample_every_s if check is not None else 0.0)
+
+    def _sample_resources(self, st: _State, off: float, every: float) -> None:
+        """Sample the cluster's processes in a thread of its own (none while the last one runs)."""
+        if st.sampler is not None and st.sampler.is_alive():
+            return
+
+        def take() -> None:
+            try:
+                usages, error = resources.sample(resources.cluster_processes(self.target)), None
+            except Exception as e:  # said in the journal and once as a warning; sampling goes on
+                usages, error = [], f"{type(e).__name__}: {e}"
+            now = self.clock.time()
+            if error is None:
+                st.resource_samples.append((now, usages))
+            else:
+                st.resource_errors.append(error)
+                self._warn(st, f"resources not sampled (first at {off:.0f}s): {error}", key=f"resources: {error}")
+            self.bus.emit(ResourceSampled(now, round(off, 3), every, resources.rows_of(usages), error))
+
+        st.sampler = self.spawn(take, "chaos-resources")
+
+    def _judge_resources(self, st: _State) -> None:
+        """The resources window: memory and open files of every process flat (steady_state.resources)."""
+        check = self.exp.steady_state.resources
+        if check is None and not st.resource_samples:
+            return
+        if st.sampler is not None:
+            st.sampler.join(60.0)
+        check = check or ResourceCheck(require_flat=False)
+        error = st.resource_errors[-1] if st.resource_errors else None
+        results = resources.results(resources.judge(st.resource_samples, check), check, error)
+        st.probes["resources"] = results
+        self.bus.emit(ProbeResult(self.clock.time(), "resources", st.t0 or 0.0, st.end or self.clock.time(), results))
+
+    def _judged_windows(self) -> list[str]:
+        check = self.exp.steady_state.resources
+        return [*self.exp.steady_state.judge, *(["resources"] if check is not None and check.require_flat else [])]
+
     # -- faults --
 
     def _launch(self, st: _State, fault: PlannedFault) -> None:
@@ -368,7 +425,7 @@ class Runner:
                         {"kind": "interrupt"})
         except Exception as e:
             self._warn(st, f"winding down failed: {type(e).__name__}: {e}")
-        verdict, reasons = decide_verdict(self.exp.steady_state.judge, st.probes, st.probe_errors, st.aborts,
+        verdict, reasons = decide_verdict(self._judged_windows(), st.probes, st.probe_errors, st.aborts,
                                           _fault_failures(st), any(i.fault.phase == "method" for i in st.launched))
         self.bus.emit(RunFinished(self.clock.time(), verdict, reasons, st.summary, st.crosscheck, st.error,
                                   list(st.warnings)))
@@ -430,6 +487,7 @@ class Runner:
             st.crosscheck = st.probe.crosscheck(t0, end, st.load.records_path if st.load else None)
         except Exception as e:
             self._warn(st, f"the cross-check of Prometheus with the client records failed: {type(e).__name__}: {e}")
+        self._judge_resources(st)
         self._collect_series(st, t0, end)
 
     def _collect_series(self, st: _State, start: float, end: float) -> None:

@@ -276,6 +276,13 @@ class EmbeddedCluster:
                               "bring the cluster down and up again")
         return str(url)
 
+    def processes(self) -> list[Any]:
+        """Every process of the cluster on this machine (chaos.resources.Proc); the nodes' namespaces and
+        the state directory come from the last status (they do not change while the cluster is up)."""
+        from chaos.resources import embedded_processes
+
+        return embedded_processes(self._last_status or self.status())
+
     def add_scrape_targets(self, endpoints: list[str]) -> None:
         """Have the cluster's Prometheus scrape the load generator (host:port each)."""
         doc = self._last_status or self.status()

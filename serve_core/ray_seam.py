@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -313,7 +314,24 @@ class ControllerClient:
         return int(get(self.handle.pid.remote(), timeout))
 
 
-class ReplicaClient:
+WATCH_POLL_S = 30.0  # a watcher's call returns this often while the actor lives
+
+
+class _Watched:
+    handle: Any
+
+    async def until_dead(self, watching: Callable[[], bool] = lambda: True) -> None:
+        """Return once ``watching()`` turns false; raise when the actor dies.
+
+        The actor's ``wait_until_dead(timeout_s)`` holds one of its threads until the timeout, and
+        this calls it again: a controller that is killed leaves its calls running (Ray does not
+        cancel an actor task when its caller dies), and calls that never returned used up a proxy's
+        eight threads after eight controller restarts, its ``ready`` then never ran."""
+        while watching():
+            await self.handle.wait_until_dead.remote(WATCH_POLL_S)
+
+
+class ReplicaClient(_Watched):
     def __init__(self, handle: Any) -> None:
         self.handle = handle
 
@@ -332,12 +350,9 @@ class ReplicaClient:
     async def reconfigure(self, user_config: Any) -> None:
         await self.handle.reconfigure.remote(user_config)
 
-    async def wait_until_dead(self) -> None:
-        """Returns (by raising) only when the replica dies."""
-        await self.handle.wait_until_dead.remote()
 
 
-class ProxyClient:
+class ProxyClient(_Watched):
     def __init__(self, handle: Any) -> None:
         self.handle = handle
 
@@ -347,6 +362,3 @@ class ProxyClient:
     async def version(self) -> int:
         return int(await self.handle.version.remote())
 
-    async def wait_until_dead(self) -> None:
-        """Returns (by raising) only when the proxy dies."""
-        await self.handle.wait_until_dead.remote()

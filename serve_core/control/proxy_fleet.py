@@ -88,14 +88,14 @@ class ProxyFleet:
         self.on_change()
 
     async def _watch(self, node_id: str) -> None:
-        """Mark the proxy healthy once ready, then wait for its death (this call never
-        returns while it lives) and let the next check start a new one at once."""
+        """Mark the proxy healthy once ready, then watch it until it dies (or is no longer
+        this node's) and let the next check start a new one at once."""
         p = self.proxies[node_id]
         try:
             p.update(await p["handle"].ready())
             p["state"] = "HEALTHY"
             self.errors.pop(node_id, None)
-            await p["handle"].wait_until_dead()
+            await p["handle"].until_dead(lambda: self.proxies.get(node_id) is p)
         except asyncio.CancelledError:
             raise
         except Exception as e:

@@ -168,9 +168,9 @@ class ReplicaLifecycle:
     # -- health --------------------------------------------------------------------------
 
     async def _watch(self, dep: DeploymentID, rec: ds.ReplicaRecord) -> None:
-        """Notice a replica's death at once: this call returns only when it dies."""
+        """Notice a replica's death at once (stopping it cancels this task)."""
         try:
-            await rec.handle.wait_until_dead()
+            await rec.handle.until_dead()
         except asyncio.CancelledError:
             raise
         except Exception:

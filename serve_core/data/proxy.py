@@ -418,5 +418,7 @@ class ProxyActor:
         """Client connections held now (those counted against max_connections)."""
         return len(self.server.server_state.connections)
 
-    def wait_until_dead(self) -> None:
-        threading.Event().wait()
+    def wait_until_dead(self, timeout_s: float | None = None) -> None:
+        """Returns after ``timeout_s`` while this process lives (a ray_seam client's until_dead calls it again);
+        the caller learns of the death when the call fails."""
+        threading.Event().wait(timeout_s)

@@ -359,9 +359,10 @@ class ReplicaActor:
             return {**self._info, "ready": True, "model_ids": multiplex.loaded_model_ids()}
         return {"ready": False, "version": self._spec.get("version", ""), "config_version": self._spec.get("config_version", "")}
 
-    def wait_until_dead(self) -> None:
-        """Never returns; the controller learns of this process's death when it fails."""
-        threading.Event().wait()
+    def wait_until_dead(self, timeout_s: float | None = None) -> None:
+        """Returns after ``timeout_s`` while this process lives (a ray_seam client's until_dead calls it again);
+        the controller learns of the death when the call fails."""
+        threading.Event().wait(timeout_s)
 
     def reconfigure(self, user_config: Any) -> None:
         self._thread.run(self._server.reconfigure(user_config))

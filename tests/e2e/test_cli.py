@@ -1,12 +1,12 @@
 """The serve-core command line against a real `ray start` cluster."""
 
 import socket
-import time
 
 import requests
 import yaml
 
 from tests.e2e.conftest import free_port, serve_core
+from tests.waiting import wait_for
 
 PORT = 8350
 
@@ -54,12 +54,15 @@ def test_run_status_deploy_shutdown(ray_head, tmp_path):
     p = serve_core("shutdown", "--address", ray_head, check=True)
     assert "shut down" in p.stdout
     assert serve_core("status", "--address", ray_head, check=True).stdout.strip().endswith("applications: {}")
-    time.sleep(1)
-    try:
-        requests.get(url("/hello"), timeout=3)
-        raise AssertionError("the proxy still answers after shutdown")
-    except requests.ConnectionError:
-        pass
+
+    def refused():
+        try:
+            requests.get(url("/hello"), timeout=3)
+            return False
+        except requests.ConnectionError:
+            return True
+
+    wait_for(refused, 10, "the proxy to stop answering after shutdown")
 
 
 def test_port_in_use_fails_clearly(ray_head):

@@ -23,6 +23,7 @@ from loadgen.errors import TargetUnreachable
 from loadgen.progress import Phase
 from loadgen.records import read_records
 from loadgen.runner import LoadRun
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -191,10 +192,8 @@ def test_unanswered_requests_fail_at_the_timeout_from_intended_start(tmp_path):
 def test_stop_mid_run_records_in_flight_requests_as_cancelled(tmp_path):
     with StallServer(stall_after_s=0.0, stall_s=30.0) as server:  # nothing is answered
         run = LoadRun(constant(50, 10), [server.url], out_dir=tmp_path / "out", timeout_s=20.0).start()
-        deadline = time.monotonic() + 30
-        while run.progress().started < 20:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_for(lambda: run.progress().started >= 20, 30, "20 requests started",
+                 detail=lambda: f"started: {run.progress().started}")
         summary = run.stop()
     assert not summary.complete and not run.running
     assert summary.cancelled == summary.sent >= 20 and summary.ok == summary.failed == 0
@@ -210,10 +209,11 @@ def test_prometheus_endpoint_counts_match_the_records(tmp_path):
                       out_dir=tmp_path / "out", linger_s=60.0)
         run.start()
         try:
-            deadline = time.monotonic() + 60
-            while run.progress().phase != Phase.LINGERING:  # every request done, metrics still served
-                assert time.monotonic() < deadline and run.running
-                time.sleep(0.2)
+            def lingering():  # every request done, metrics still served
+                assert run.running, "the load run ended before lingering"
+                return run.progress().phase == Phase.LINGERING
+
+            wait_for(lingering, 60, "the load run lingering", detail=lambda: f"phase: {run.progress().phase}")
             (endpoint,) = run.metrics_endpoints
             text = urllib.request.urlopen(f"http://{endpoint}/metrics", timeout=10).read().decode()
         finally:

@@ -1,6 +1,7 @@
 """One real Ray cluster for the whole tier; serve_core listens on PORT so Ray Serve
 can use its default 8000 in the compatibility tests."""
 
+import contextlib
 import os
 
 import pytest
@@ -8,6 +9,7 @@ import ray
 import requests
 
 import serve_core as serve
+from serve_core.control.controller import REPLICA_PREFIX
 
 PORT = int(os.environ.get("SERVE_CORE_TEST_PORT", "8100"))  # another port lets two tiers run at once
 BASE = f"http://127.0.0.1:{PORT}"
@@ -42,11 +44,30 @@ def serve_instance(ray_cluster):
     yield BASE
 
 
+SHARED_APPS: set[str] = set()  # deployed once per module by shared_app, for tests that only read them
+
+
 @pytest.fixture
 def serve_core_app(serve_instance):
-    """serve_core running; every application a test deployed is deleted after it."""
+    """serve_core running; every application a test deployed is deleted after it (not the
+    shared ones a module fixture deployed)."""
     yield serve_instance
     for name in list(serve.status().applications):
+        if name not in SHARED_APPS:
+            serve.delete(name)
+
+
+@contextlib.contextmanager
+def shared_app(app, name, route_prefix):
+    """Deploy ``app`` once for a module's tests that only read it (a module-scoped fixture wraps
+    this); it outlives each test's cleanup and is deleted when the module is done. A test that
+    changes an application's state must deploy its own."""
+    handle = serve.run(app, name=name, route_prefix=route_prefix)
+    SHARED_APPS.add(name)
+    try:
+        yield handle
+    finally:
+        SHARED_APPS.discard(name)
         serve.delete(name)
 
 
@@ -56,3 +77,18 @@ def get(path, **kw):
 
 def post(path, **kw):
     return requests.post(BASE + path, timeout=kw.pop("timeout", 10), **kw)
+
+
+def replica_actors(app, deployment=None):
+    """The live replica actors of ``app`` (of one deployment if named), found by their Ray names."""
+    prefix = f"{REPLICA_PREFIX}{app}#" + (f"{deployment}:" if deployment else "")
+    return [ray.get_actor(a["name"], namespace=a["namespace"])
+            for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith(prefix)]
+
+
+def in_flight(app, deployment=None):
+    """Requests running at ``app``'s replicas now: a test waits on this until its requests have
+    reached the replicas, or have left them, instead of sleeping."""
+    replicas = replica_actors(app, deployment)
+    assert replicas, f"no replica actors of {app!r} {deployment or ''} (named {REPLICA_PREFIX}{app}#...)"
+    return sum(ray.get([r.ongoing.remote() for r in replicas], timeout=10))

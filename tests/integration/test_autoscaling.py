@@ -7,19 +7,11 @@ import time
 import serve_core as serve
 from tests.integration import apps
 from tests.integration.conftest import get
+from tests.waiting import wait_for
 
 
 def replicas(app="elastic"):
     return serve.status().applications[app].deployments["Elastic"].replicas
-
-
-def wait_for(pred, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def alive(pid):
@@ -42,13 +34,14 @@ def test_scale_from_zero_out_and_back_to_zero(serve_core_app):
     # six times the target, so the fast path scales out at once (max_replicas=3).
     with cf.ThreadPoolExecutor(6) as pool:
         futs = [pool.submit(get, "/elastic?s=1", timeout=30) for _ in range(6)]
-        assert wait_for(lambda: len(replicas()) >= 2, timeout=20), "no scale-out under load"
+        wait_for(lambda: len(replicas()) >= 2, 20, "scale-out under load", detail=replicas)
         results = [f.result() for f in futs]
     assert [r.status_code for r in results] == [200] * 6, [r.text for r in results]
     pids = {r.json() for r in results} | {first_pid}
 
-    assert wait_for(lambda: replicas() == [], timeout=40), f"still running: {replicas()}"
-    assert wait_for(lambda: not any(alive(p) for p in pids), timeout=20), "a replica process outlived scale-to-zero"
+    wait_for(lambda: replicas() == [], 40, "scale to zero", detail=lambda: f"still running: {replicas()}")
+    wait_for(lambda: not any(alive(p) for p in pids), 20, "every replica process gone after scale-to-zero",
+             detail=lambda: f"alive: {[p for p in pids if alive(p)]}")
     assert get("/elastic", timeout=30).status_code == 200  # and back from zero again
 
 
@@ -80,7 +73,7 @@ def test_a_controller_restarted_under_load_does_not_scale_down(serve_core_app):
 
     # 30 requests/s of 0.1 s each: ~3 ongoing, target 1 per replica -> 3 or 4 replicas.
     with OpenLoop(BASE + "/busy", rate=30) as load:
-        assert wait_for(lambda: running() >= 3, timeout=30), f"no scale-out: {running()}"
+        wait_for(lambda: running() >= 3, 30, "scale-out to 3 replicas", detail=lambda: f"running: {running()}")
         scaled = running()
         controller = ray_seam.get_controller()
         os.kill(controller.pid(), signal.SIGKILL)

@@ -13,6 +13,8 @@ import ray
 
 import serve_core as serve
 from tests.integration import apps
+from tests.integration.conftest import in_flight
+from tests.waiting import wait_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 N = 400
@@ -47,7 +49,8 @@ def test_killed_halfway_it_resumes_without_rescoring_finished_items(serve_core_a
     p.wait(30)
     finished = {r["id"] for r in lines(out)}
     assert N // 4 <= len(finished) < N  # killed halfway
-    time.sleep(1.0)  # batches the dead process had in flight finish at the replicas
+    # Batches the dead process had in flight finish (or are cancelled) at the replicas first.
+    wait_for(lambda: in_flight("score") == 0, 30, "no batch left running at the replicas")
     scored_before = len(scored_log.read_text().splitlines())
 
     done = subprocess.run(score_cmd(src, out), env=env(), cwd=REPO, capture_output=True, text=True, timeout=300)

@@ -2,13 +2,14 @@
 
 import time
 
+import pytest
 import ray
 import requests
 from ray.util.state import summarize_tasks
 
 import serve_core as serve
 from tests.integration import apps
-from tests.integration.conftest import BASE
+from tests.integration.conftest import BASE, shared_app
 
 
 def task_count():
@@ -18,8 +19,15 @@ def task_count():
     return sum(sum(v["state_counts"].values()) for v in summary.values())
 
 
-def test_no_ray_task_per_request(serve_core_app):
-    h = serve.run(apps.Noop.bind(), name="noop", route_prefix="/noop")
+@pytest.fixture(scope="module")
+def noop_app(serve_instance):
+    """One Noop at /noop for both tests: they only send it requests."""
+    with shared_app(apps.Noop.bind(), "noop", "/noop") as handle:
+        yield handle
+
+
+def test_no_ray_task_per_request(serve_core_app, noop_app):
+    h = noop_app
     s = requests.Session()
     s.get(BASE + "/noop")
     h.pid.remote().result()
@@ -33,8 +41,8 @@ def test_no_ray_task_per_request(serve_core_app):
     assert after - before < 40, f"{after - before} Ray tasks for 500 requests"
 
 
-def test_replica_runs_in_its_own_process(serve_core_app):
-    h = serve.run(apps.Noop.bind(), name="noop", route_prefix="/noop")
+def test_replica_runs_in_its_own_process(serve_core_app, noop_app):
+    h = noop_app
     st = serve.status()
     replica_pid = h.pid.remote().result()
     proxy_pids = {p["pid"] for p in st.proxies.values()}

@@ -4,11 +4,14 @@ import os
 import signal
 import time
 
+import ray
+
 import serve_core as serve
 from serve_core import ray_seam
 from tests.integration import apps
-from tests.integration.conftest import BASE
+from tests.integration.conftest import BASE, replica_actors
 from tests.integration.load import OpenLoop
+from tests.waiting import wait_for, wait_for_async
 
 
 def replica_pids(app, dep):
@@ -24,14 +27,9 @@ def test_controller_killed_under_load_loses_nothing(serve_core_app):
     with OpenLoop(BASE + "/work", rate=100) as load:
         time.sleep(1.0)
         os.kill(old_pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if controller.pid(timeout=2) != old_pid:
-                    break
-            except Exception:
-                time.sleep(0.2)
-        time.sleep(2.0)
+        wait_for(lambda: controller.pid(timeout=2) != old_pid, 30, "the controller restarted",
+                 ignore=(Exception,))
+        time.sleep(2.0)  # load goes on against the restarted controller
     r = load.result
     assert r.sent >= 300 and not r.failed, f"{len(r.failed)} of {r.sent} failed: {r.failed[:5]}"
     assert controller.pid() != old_pid
@@ -54,9 +52,8 @@ def test_replica_killed_under_load_idempotent_requests_retried(serve_core_app):
         time.sleep(3.0)
     r = load.result
     assert r.sent >= 300 and not r.failed, f"{len(r.failed)} of {r.sent} failed: {r.failed[:5]}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(replica_pids("work", "Work") - {victim}) < 2:
-        time.sleep(0.2)
+    wait_for(lambda: len(replica_pids("work", "Work") - {victim}) >= 2, 30, "a replacement for the killed replica",
+             detail=lambda: replica_pids("work", "Work"))
     assert victim not in replica_pids("work", "Work") and len(replica_pids("work", "Work")) == 2
     assert metric(retried) > before, "no request was retried after the replica had accepted it"
 
@@ -93,18 +90,12 @@ def test_killed_proxy_comes_back_and_reports_health(serve_core_app):
     serve.run(apps.Work.bind(), name="work", route_prefix="/work")
     (proxy,) = serve.status().proxies.values()
     os.kill(proxy["pid"], signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    healthy = None
-    while time.monotonic() < deadline:
-        try:
-            r = requests.get(BASE + "/-/healthz", timeout=1)
-            if r.status_code == 200 and r.text == "success":
-                healthy = r
-                break
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.05)
-    assert healthy is not None, "the proxy did not come back"
+
+    def healthy():
+        r = requests.get(BASE + "/-/healthz", timeout=1)
+        return r.status_code == 200 and r.text == "success"
+
+    wait_for(healthy, 30, "the killed proxy back and healthy", interval_s=0.05, ignore=(requests.ConnectionError,))
     (new,) = serve.status().proxies.values()
     assert new["pid"] != proxy["pid"]
     assert requests.get(BASE + "/work", timeout=5).status_code == 200
@@ -129,10 +120,12 @@ def test_handle_calls_marked_idempotent_are_retried(serve_core_app):
     import asyncio
 
     victim = sorted(replica_pids("work", "Work"))[0]
+    (victim_actor,) = [a for a in replica_actors("work", "Work") if ray.get(a.pid.remote()) == victim]
 
     async def burst():
         calls = [h.options(idempotent=True).slow_pid.remote(0.3) for _ in range(20)]
-        await asyncio.sleep(0.1)
+        # Kill the replica once it runs some of the calls, so they must be retried elsewhere.
+        await wait_for_async(lambda: victim_actor.ongoing.remote(), 5, "calls running at the replica to be killed")
         os.kill(victim, signal.SIGKILL)
         return await asyncio.gather(*calls)
 

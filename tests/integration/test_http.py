@@ -4,32 +4,39 @@ import json
 import socket
 import time
 
+import pytest
 import requests
 
 import serve_core as serve
-from tests.integration import apps
+from tests.integration import apps, conftest
 from tests.integration.conftest import BASE, HEADER_TIMEOUT_S, MAX_BODY, PORT, REQUEST_TIMEOUT_S, get, post
+from tests.waiting import wait_for
 
 
-def test_function_deployment_reads_query(serve_core_app):
-    serve.run(apps.hello.bind(), name="fn", route_prefix="/hello")
+@pytest.fixture(scope="module")
+def hello_app(serve_instance):
+    """``hello`` at /hello, deployed once: the tests using it only send it requests."""
+    with conftest.shared_app(apps.hello.bind(), "fn", "/hello") as handle:
+        yield handle
+
+
+def test_function_deployment_reads_query(serve_core_app, hello_app):
     r = get("/hello?name=ada")
     assert r.status_code == 200 and r.json() == {"hello": "ada"}
     assert r.headers["content-type"] == "application/json"
 
 
-def test_longest_prefix_wins_and_routes_listed(serve_core_app):
+def test_longest_prefix_wins_and_routes_listed(serve_core_app, hello_app):
     serve.run(apps.hello.bind(), name="short", route_prefix="/a")
     serve.run(apps.Counter.bind(), name="long", route_prefix="/a/b")
     assert "hello" in get("/a/x").json()
     assert "n" in get("/a/b/c").json()
     assert get("/ab").status_code == 404  # a prefix matches whole path segments only
-    assert get("/-/routes").json() == {"/a/b": "long", "/a": "short"}
+    assert get("/-/routes").json() == {"/a/b": "long", "/a": "short", "/hello": "fn"}  # and the shared app
     assert get("/-/healthz").text == "success"
 
 
-def test_unknown_route_is_404_json(serve_core_app):
-    serve.run(apps.hello.bind(), name="fn", route_prefix="/hello")
+def test_unknown_route_is_404_json(serve_core_app, hello_app):
     r = get("/nothing-here")
     assert r.status_code == 404
     assert r.json()["error"] == "NotFound" and "/hello" in r.json()["routes"]
@@ -89,10 +96,10 @@ def test_client_disconnect_cancels_the_request(serve_core_app):
     h = serve.run(apps.Sleeper.bind(), name="sleeper", route_prefix="/sleep")
     with socket.create_connection(("127.0.0.1", PORT)) as s:
         s.sendall(b"GET /sleep?s=2.5 HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.5)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and h.counts.remote().result()["cancelled"] == 0:
-        time.sleep(0.1)
+        # Hang up only once the request runs at the replica (it sleeps 2.5 s there).
+        wait_for(lambda: conftest.in_flight("sleeper") == 1, 2.0, "the request running at the replica")
+    wait_for(lambda: h.counts.remote().result()["cancelled"], 5, "the replica's request cancelled",
+             detail=lambda: h.counts.remote().result())
     assert h.counts.remote().result() == {"cancelled": 1, "finished": 0}
 
 
@@ -131,8 +138,7 @@ def test_batching_over_http(serve_core_app):
     assert sum(sizes) == 8 and max(sizes) > 1
 
 
-def test_metrics_are_exposed(serve_core_app):
-    serve.run(apps.hello.bind(), name="fn", route_prefix="/hello")
+def test_metrics_are_exposed(serve_core_app, hello_app):
     series = 'serve_core_http_requests_total{application="fn",method="GET",route="/hello",status="200"}'
     before = metric_value(get("/-/metrics").text, series)
     for _ in range(3):
@@ -148,8 +154,7 @@ def test_metrics_are_exposed(serve_core_app):
     assert "serve_core_replica_ongoing_requests" in rtext
 
 
-def test_malformed_http_does_not_stall_others(serve_core_app):
-    serve.run(apps.hello.bind(), name="fn", route_prefix="/hello")
+def test_malformed_http_does_not_stall_others(serve_core_app, hello_app):
     slow = socket.create_connection(("127.0.0.1", PORT))
     slow.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")  # headers never finish
     garbage = socket.create_connection(("127.0.0.1", PORT))
@@ -178,8 +183,7 @@ def metric_value(text, series):
     return 0.0
 
 
-def test_slow_headers_get_408_and_are_closed(serve_core_app):
-    serve.run(apps.hello.bind(), name="fn", route_prefix="/hello")
+def test_slow_headers_get_408_and_are_closed(serve_core_app, hello_app):
     with socket.create_connection(("127.0.0.1", PORT)) as s:
         s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")  # and then nothing
         s.settimeout(HEADER_TIMEOUT_S + 5)
@@ -188,8 +192,7 @@ def test_slow_headers_get_408_and_are_closed(serve_core_app):
         assert s.recv(1024) == b""  # closed
 
 
-def test_huge_headers_get_431(serve_core_app):
-    serve.run(apps.hello.bind(), name="fn", route_prefix="/hello")
+def test_huge_headers_get_431(serve_core_app, hello_app):
     r = get("/hello", headers={f"x-h{i}": "v" * 1000 for i in range(80)})
     assert r.status_code == 431
     assert get("/hello").status_code == 200

@@ -10,16 +10,12 @@ import ray
 import serve_core as serve
 from serve_core.errors import ConfigError, DeploymentFailedError
 from tests.integration import apps
-from tests.integration.conftest import get
+from tests.integration.conftest import get, in_flight
+from tests.waiting import wait_for
 
 
-def wait_for(pred, timeout=20.0, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return False
+def replica_states(app, dep):
+    return serve.status().applications[app].deployments[dep].replica_states
 
 
 def test_status_shows_apps_deployments_replicas(serve_core_app):
@@ -98,23 +94,24 @@ def test_scaling_replicas_up_and_down(serve_core_app):
     serve.run(apps.Counter.options(num_replicas=3).bind(), name="c", route_prefix=None)
     assert serve.status().applications["c"].deployments["Counter"].replica_states == {"RUNNING": 3}
     serve.run(apps.Counter.options(num_replicas=1).bind(), name="c", route_prefix=None)
-    assert wait_for(lambda: serve.status().applications["c"].deployments["Counter"].replica_states == {"RUNNING": 1})
+    wait_for(lambda: replica_states("c", "Counter") == {"RUNNING": 1}, 20, "scaled down to one running replica",
+             detail=lambda: replica_states("c", "Counter"))
 
 
 def test_failed_health_check_replaces_replica(serve_core_app):
     h = serve.run(apps.Flaky.bind(), name="f", route_prefix=None)
     bad_pid = h.make_unhealthy.remote().result()
-    assert wait_for(lambda: h.remote().result() != bad_pid, timeout=30)
+    wait_for(lambda: h.remote().result() != bad_pid, 30, "an answer from a replica other than the unhealthy one")
     # The replacement may answer before the old replica has finished stopping.
-    assert wait_for(lambda: serve.status().applications["f"].deployments["Flaky"].replica_states == {"RUNNING": 1},
-                    timeout=30), serve.status().applications["f"].deployments["Flaky"].replica_states
+    wait_for(lambda: replica_states("f", "Flaky") == {"RUNNING": 1}, 30, "the unhealthy replica stopped",
+             detail=lambda: replica_states("f", "Flaky"))
 
 
 def test_killed_replica_is_replaced(serve_core_app):
     h = serve.run(apps.Counter.bind(), name="c", route_prefix=None)
     pid = h.pid.remote().result()
     os.kill(pid, 9)
-    assert wait_for(lambda: _pid_or_none(h) not in (None, pid), timeout=30)
+    wait_for(lambda: _pid_or_none(h) not in (None, pid), 30, "an answer from the replacement replica")
 
 
 def _pid_or_none(h):
@@ -128,7 +125,7 @@ def test_graceful_drain_finishes_inflight(serve_core_app):
     serve.run(apps.Draining.bind(), name="d", route_prefix="/d")
     with cf.ThreadPoolExecutor(3) as pool:
         futs = [pool.submit(get, "/d?s=1.5") for _ in range(3)]
-        time.sleep(0.4)
+        wait_for(lambda: in_flight("d") == 3, 1.4, "three requests running at the replica")
         serve.delete("d")  # waits for the drain
         results = [f.result() for f in futs]
     assert [r.status_code for r in results] == [200, 200, 200]
@@ -167,4 +164,4 @@ def test_delete_removes_route_and_replicas(serve_core_app):
     serve.run(apps.hello.bind(), name="fn", route_prefix="/hello")
     serve.delete("fn")
     assert "fn" not in serve.status().applications
-    assert wait_for(lambda: get("/hello").status_code == 404, timeout=5)
+    wait_for(lambda: get("/hello").status_code == 404, 5, "404 for the deleted route")

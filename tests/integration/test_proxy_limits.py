@@ -23,6 +23,7 @@ import serve_core as serve
 from serve_core.data.proxy import ProxyActor
 from tests.integration import apps
 from tests.integration.conftest import PORT
+from tests.waiting import wait_for
 
 ROUTE = "/limits"
 LIMITED = {"header_timeout_s": 1.0, "body_read_timeout_s": 2.0, "max_connections": 20,
@@ -49,16 +50,6 @@ class Outer:
 
     async def __call__(self, request):
         return await self.inner.explode.remote()
-
-
-def wait_for(condition, timeout_s=30.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached within {timeout_s}s")
 
 
 def start_proxy(**options):
@@ -167,7 +158,7 @@ def test_idle_connections_do_not_stop_other_clients(proxies):
             if i % 2:
                 s.sendall(b"GET " + ROUTE.encode() + b" HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             idle.append(s)
-        wait_for(lambda: ray.get(actor.open_connections.remote()) >= n_idle, what=f"{n_idle} connections accepted")
+        wait_for(lambda: ray.get(actor.open_connections.remote()) >= n_idle, 30, f"{n_idle} connections accepted")
         loaded = []
         for _ in range(n_requests):
             code, _, seconds = get_once(port)
@@ -213,7 +204,7 @@ def test_huge_header_value_sent_slowly_gets_431_long_before_5_mb(proxies):
 def test_beyond_the_connection_limit_clients_get_503(proxies):
     actor, info = proxies["limited"]
     port, limit = info["port"], LIMITED["max_connections"]
-    wait_for(lambda: ray.get(actor.open_connections.remote()) == 0, what="earlier connections closed")
+    wait_for(lambda: ray.get(actor.open_connections.remote()) == 0, 30, "earlier connections closed")
     held = []
     try:
         for _ in range(limit):  # keep-alive connections that answered once and now sit idle
@@ -227,7 +218,7 @@ def test_beyond_the_connection_limit_clients_get_503(proxies):
         for conn in held[:5]:
             conn.close()
         held = held[5:]
-        wait_for(lambda: ray.get(actor.open_connections.remote()) <= limit - 5, what="closed connections counted")
+        wait_for(lambda: ray.get(actor.open_connections.remote()) <= limit - 5, 30, "closed connections counted")
         assert get_once(port)[0] == 200
     finally:
         for conn in held:
@@ -249,7 +240,7 @@ def test_clients_that_vanish_at_once_leave_no_replica_slot_held(proxies):
             with socket.create_connection(("127.0.0.1", PORT)) as s:
                 s.sendall(b"GET /vanish HTTP/1.1\r\nHost: x\r\n\r\n\xaa")
                 recv_all(s, 10)
-        wait_for(lambda: sum(ray.get([r.ongoing.remote() for r in replicas])) == 0, timeout_s=10,
+        wait_for(lambda: sum(ray.get([r.ongoing.remote() for r in replicas])) == 0, 10,
                  what="replica slots released")
         assert get_once(PORT, "/vanish")[0] == 200
     finally:

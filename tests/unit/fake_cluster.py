@@ -20,7 +20,7 @@ class FakeActor:
         self.cluster, self.name, self.pid = cluster, name, next(_pids)
         self.dead = asyncio.Event()
 
-    async def wait_until_dead(self) -> None:
+    async def until_dead(self, watching: Any = None) -> None:
         await self.dead.wait()
         raise RuntimeError(f"actor {self.name} died")
 

@@ -70,7 +70,7 @@ def test_every_ready_experiment_validates_for_both_backends(path, backend):
     low = {"demo": 5, "compose_smoke": 50, "compose_faults": 30, "rollout_replica_kill": 60,
            "canary_rollback": 40}.get(exp.name, 100)
     assert profile.kind == "constant" and low <= profile.rate <= 200
-    assert exp.run_s <= (600 if exp.name == "mixed_soak" else 150)
+    assert exp.run_s <= {"mixed_soak": 600, "soak_hour": 3600}.get(exp.name, 150)
     assert exp.abort, "a ready experiment has abort conditions"
 
 
