@@ -65,6 +65,7 @@ class HealthChecker:
             report.probe, error = self.probe(backend)
             names = {str(n.get("ray_node_id")): str(n.get("name")) for n in doc.get("nodes") or []}
             report.findings += probe_findings(report.probe, error, names)
+            doc = self._status_after_probe(doc)
         elif self.bounds.probe:
             report.skipped.append("deploy: not tried on a cluster that is not whole")
         t = self._lap(report, "probe", t)
@@ -99,6 +100,14 @@ class HealthChecker:
                 said = True
                 self.say(f"health: waiting up to {settle_s:.0f}s for the cluster to settle ({findings[0]})")
             self.sleep(POLL_S)
+
+    def _status_after_probe(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """The status the processes are counted against: the probe may have started the backend on
+        a cluster that served nothing (a controller and a proxy per node, listed only from now)."""
+        try:
+            return dict(self.target.status())
+        except Exception:  # the status before the probe, then; its findings are in the report already
+            return doc
 
     def _processes(self, report: HealthReport, doc: Mapping[str, Any] | None, backend: str, settle_s: float) -> None:
         try:

@@ -67,12 +67,16 @@ def test_ci_campaign_passes_with_the_cluster_healthy_between_runs(campaign_clust
         assert f"[report]({r['report']})" in report
     # Every check looked: the probe deployed and answered through each of the 3 proxies, and went;
     # the processes were counted and sampled.
-    for h in checks:
+    for i, h in enumerate(checks):
         probe = h["probe"]
         assert probe["deployed"] and probe["deleted"] and len(probe["proxies"]) == 3, probe
         assert all(x["ok"] for x in probe["proxies"].values()), probe
-        assert h["processes"]["controller"] == 1 and h["processes"]["proxy"] == 3 and h["processes"]["replica"] == 2
-        assert h["usage"]["replica"]["count"] == 2 and 0 < h["usage"]["replica"]["max_rss_mib"] < 512
+        assert h["processes"]["controller"] == 1 and h["processes"]["proxy"] == 3, h["processes"]
+        # The experiments' app has 2 replicas; before the first run a fresh cluster has none.
+        replicas = h["processes"].get("replica", 0)
+        assert replicas == 2 if i else replicas in (0, 2), (i, h["processes"])
+        if replicas:
+            assert h["usage"]["replica"]["count"] == 2 and 0 < h["usage"]["replica"]["max_rss_mib"] < 512
         assert set(h["timings"]) == {"status", "probe", "processes", "network"}
     assert report.startswith("# Campaign ci: PASSED\n")
     assert "3 of 3 runs passed; cluster healthy at every check" in report
@@ -144,9 +148,15 @@ def test_health_check_reports_a_partition_never_healed(target):
         text = messages(checker.check("cut", settle_s=0))
     finally:
         serve_core("cluster", "fault", "heal", "--name", target.name, "--node", "w2", check=True)
+        # Cut off for longer than Ray's node health checks allow (3 s), w2 is declared dead, maybe
+        # only after the heal: start it again, as an experiment's restart-node rollback does, so the
+        # next test begins with the whole cluster.
+        serve_core("cluster", "fault", "kill-node", "--name", target.name, "--node", "w2")
+        serve_core("cluster", "fault", "restart-node", "--name", target.name, "--node", "w2", check=True, timeout=300)
     assert "network: node w2: iptables chain SC-FAULT still there with 1 rule(s) (a partition or packet loss not " \
            "healed)" in text, text
-    assert checker.check("healed").healthy
+    healed = checker.check("healed", settle_s=120)
+    assert healed.healthy, messages(healed)
 
 
 def test_health_check_reports_a_node_gone_and_is_clean_once_it_is_back(target):
@@ -157,7 +167,9 @@ def test_health_check_reports_a_node_gone_and_is_clean_once_it_is_back(target):
         gone = checker.check("w2 killed", settle_s=0)
         text = messages(gone)
         assert "cluster: node w2 is down" in text, text
-        assert any("default/Work" in m for m in text), text  # its replica: gone from the count, or listed on w2
+        # Its replica: gone from the count or listed on w2; or, when the controller ran on w2, the
+        # controller not answering (Ray places it on any node).
+        assert any("default/Work" in m or "the controller does not answer" in m for m in text), text
         assert any(m.startswith("processes: ") and "missing" in m for m in text), text
         assert gone.probe is None and "deploy: not tried on a cluster that is not whole" in gone.skipped
     finally:

@@ -615,3 +615,17 @@ def test_the_checker_compares_process_counts_with_the_first_check_and_waits_for_
     report = checker.check("after 2")
     assert messages(report.findings) == ["processes: 4 raylet process(es) run, there were before the campaign 3: "
                                          "1 leaked"]
+
+
+def test_processes_are_counted_against_the_status_after_the_probe():
+    """On a fresh cluster the probe starts serve_core: the controller and proxies it brings are
+    listed only after it (the CI campaign's first check once called them leaked)."""
+    fresh = status(proxies=[], applications={})
+    target = SettlingTarget([fresh, status()], [procs(replica=2, proxy=3, controller=1, raylet=3)])
+    checker = checker_for(target, FakeClock(), settle_s=60)
+    checker.bounds = HealthBounds(probe=True, settle_s=60)
+    proxies = {f"{n}-id": {"ok": True} for n in ("head", "w1", "w2")}
+    checker.probe = lambda backend: ({"deployed": True, "deleted": True, "proxies": proxies}, "")
+    report = checker.check("before")
+    assert report.healthy, messages(report.findings)
+    assert target.status_calls == 2
