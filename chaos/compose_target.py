@@ -77,11 +77,11 @@ from chaos.targets import (
     DEPLOY_FAULT_TIMEOUT_S,
     FaultOutcome,
     TargetError,
-    _json_object,
     _tail,
     config_command,
     deploy_command,
     http_status,
+    json_object,
     proxy_urls_from_status,
     snapshot_from_status,
     wait_answering,
@@ -289,7 +289,7 @@ class ComposeCluster:
             return None, f"the head container is {head.status if head else 'missing'}"
         r = self.docker.exec(head, ["python", "-m", "embedded_cluster.probe", "--address",
                                     f"{head.address}:{GCS_PORT}"], PROBE_TIMEOUT_S)
-        doc = _json_object(r.stdout)
+        doc = json_object(r.stdout)
         if r.code is None:
             return None, f"the probe did not answer within {PROBE_TIMEOUT_S:.0f}s"
         if doc is None or "error" in doc:

@@ -6,7 +6,6 @@ checks of chaos.health. The first check is the baseline the later ones compare c
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from chaos.health import (
     usage_findings,
 )
 from chaos.resources import Proc, Usage, cluster_processes, read_table, sample
+from chaos.targets import json_object
 
 PROCESS_SETTLE_S = 30.0  # processes of a deleted probe or a replaced replica take a moment to exit
 POLL_S = 3.0
@@ -253,7 +253,7 @@ class HealthChecker:
             code, out, err = r.code, r.stdout, r.stderr
         else:
             code, out, err = self.run(self.target.command("exec", extra=["--", sys.executable, *args]), timeout)
-        doc = _last_json(out)
+        doc = json_object(out or "")
         if doc is None:
             why = "timed out" if code is None else (err or out).strip()[-600:] or f"exit {code}"
             return None, why
@@ -268,13 +268,3 @@ def _run(argv: list[str], timeout_s: float) -> tuple[int | None, str, str]:
     except FileNotFoundError:
         return 127, "", f"{argv[0]}: no such program"
     return p.returncode, p.stdout, p.stderr
-
-
-def _last_json(text: str) -> dict[str, Any] | None:
-    for line in reversed((text or "").splitlines()):
-        if line.startswith("{"):
-            try:
-                return dict(json.loads(line))
-            except ValueError:
-                continue
-    return None

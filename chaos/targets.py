@@ -219,7 +219,7 @@ class EmbeddedCluster:
         if r.timed_out:
             raise TargetError(f"cluster {self.name!r} did not answer", f"`cluster status` took over "
                               f"{STATUS_TIMEOUT_S:.0f}s", f"check `serve-core cluster status --name {self.name}`")
-        doc = _json_object(r.stdout)
+        doc = json_object(r.stdout)
         if r.returncode not in (0, 1) or doc is None:
             cause = _tail(r.stderr or r.stdout).removeprefix("error: ") or f"exit {r.returncode}"
             fix = "pass --target embedded:NAME for another cluster"
@@ -300,7 +300,7 @@ class EmbeddedCluster:
             return self._apply_config(str(fault.args["config"]))
         argv = self.command("fault", fault.action, extra=["--json", *fault_args(fault, self.backend)])
         r = self.runner.run(argv, FAULT_TIMEOUT_S + fault.expected_s, interruptible=fault.action in HOLD_ACTIONS)
-        doc = _json_object(r.stdout)
+        doc = json_object(r.stdout)
         if r.returncode == 0 and doc is not None:
             return FaultOutcome(True, doc, _num(doc.get("started")), _num(doc.get("ended")), argv=argv)
         if r.timed_out:
@@ -463,7 +463,7 @@ def proxy_urls_from_status(doc: dict[str, Any], backend: str, which: list[str]) 
     return sorted(set(urls), key=urls.index)
 
 
-def _json_object(text: str) -> dict[str, Any] | None:
+def json_object(text: str) -> dict[str, Any] | None:
     """The last line of ``text`` that is a JSON object (the whole text for pretty JSON)."""
     text = text.strip()
     if text.startswith("{"):
