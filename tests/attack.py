@@ -15,7 +15,7 @@ import socket
 import struct
 import sys
 
-from serve_core.data import handshake, wire
+from serve_core.data import frames, handshake
 
 GIB = 1 << 30
 
@@ -29,7 +29,7 @@ class CreatesAFile:
 
 
 def pickle_frame(marker: str) -> bytes:
-    data = pickle.dumps((wire.REQ, 1, "call", "__call__", (CreatesAFile(marker),), {}, {}))
+    data = pickle.dumps(frames.to_wire(frames.Req(1, "call", "__call__", (CreatesAFile(marker),), {}, {})))
     return struct.pack(">IQ", len(data), 1) + data
 
 

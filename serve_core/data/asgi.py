@@ -14,7 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from serve_core.data import wire
+from serve_core.data import frames, wire
 
 Message = dict[str, Any]
 SCOPE_KEYS = (
@@ -80,7 +80,7 @@ class FrameSink:
     """An ASGI ``send`` that turns response messages into frames to the caller.
 
     A response with a single body message goes out as one HTTP frame; anything
-    longer streams as HTTP_START, CHUNKs and END.
+    longer streams as HttpStart, Chunks and End.
     """
 
     def __init__(self, proto: wire.FrameProtocol, rid: int, ongoing: Callable[[], int]) -> None:
@@ -104,17 +104,17 @@ class FrameSink:
         more = message.get("more_body", False)
         if not self.streaming and not more:
             self.done = True
-            self._proto.send((wire.HTTP, self._rid, self.status, self.headers, body, self._ongoing()))
+            self._proto.send(frames.Http(self._rid, self.status, self.headers, body, self._ongoing()))
             return
         if not self.streaming:
             self.streaming = True
-            self._proto.send((wire.HTTP_START, self._rid, self.status, self.headers))
+            self._proto.send(frames.HttpStart(self._rid, self.status, self.headers))
         if body:
-            self._proto.send((wire.CHUNK, self._rid, bytes(body)))
+            self._proto.send(frames.Chunk(self._rid, bytes(body)))
             await self._proto.drain()
         if not more:
             self.done = True
-            self._proto.send((wire.END, self._rid, self._ongoing()))
+            self._proto.send(frames.End(self._rid, self._ongoing()))
 
 
 def is_asgi_response(obj: Any) -> bool:

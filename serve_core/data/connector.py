@@ -11,9 +11,9 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from serve_core.data import wire
+from serve_core.data.frames import Frame
 from serve_core.data.handshake import ClientHandshake
 from serve_core.ids import ReplicaAddress
 
@@ -51,7 +51,7 @@ class TcpConnector:
     the cluster turns it on), authenticated both ways (handshake.py) before any frame.
     Unit tests give the router a connector of their own, with no sockets."""
 
-    async def connect(self, addr: ReplicaAddress, link: Link, on_frame: Callable[[tuple[Any, ...]], None],
+    async def connect(self, addr: ReplicaAddress, link: Link, on_frame: Callable[[Frame], None],
                       on_lost: Callable[[Exception | None], None]) -> wire.FrameProtocol:
         """A channel to ``addr``: ``send(msg, by_value=...)`` and ``transport``. Frames go
         to ``on_frame``; ``on_lost`` is told when the connection closes. Raises TimeoutError

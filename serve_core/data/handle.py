@@ -13,8 +13,8 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from serve_core.data import caller, wire
-from serve_core.data.router import LOST, TERMINAL, Router
+from serve_core.data import caller, frames
+from serve_core.data.router import Call
 from serve_core.errors import ReplicaDiedError, RequestTimeoutError, ServeCoreError
 from serve_core.exceptions import RayServeException, RequestCancelledError
 from serve_core.ids import DeploymentID
@@ -136,19 +136,22 @@ class _Call:
         self.ctx, self.dep, self.method = ctx, dep, method
         self.args, self.kwargs, self.meta, self.idempotent = args, kwargs, meta, idempotent
 
-    async def start(self) -> tuple[Router, Any, int, Any, tuple[Any, ...]]:
+    async def start(self) -> Call:
         args, kwargs = await _resolve(self.args, self.kwargs)
         router = self.ctx.router(self.dep)
-        conn, rid, pending, first = await router.send(wire.KIND_CALL, self.method, args, kwargs, self.meta, self.idempotent)
-        return router, conn, rid, pending, first
+        return await router.send(frames.KIND_CALL, self.method, args, kwargs, self.meta, self.idempotent)
 
     async def unary(self) -> Any:
-        _, _, _, _, first = await self.start()
-        if first[0] == wire.RESULT:
-            return first[2]
-        if first[0] == wire.ERROR:
-            raise_error(first[2])
-        raise ServeCoreError(f"unexpected frame {first[0]} for a unary call to {self.dep}")
+        call = await self.start()
+        try:
+            match call.first:
+                case frames.Result(value=value):
+                    return value
+                case frames.Error(error=error):
+                    raise_error(error)
+            raise ServeCoreError(f"unexpected {type(call.first).__name__} frame for a unary call to {self.dep}")
+        finally:
+            call.close()
 
 
 class DeploymentResponse:
@@ -216,8 +219,7 @@ class _Stream:
 
     def __init__(self, call: _Call) -> None:
         self.call = call
-        self.state: tuple[Router, Any, int, Any] | None = None
-        self.buffered: tuple[Any, ...] | None = None
+        self.running: Call | None = None
         self.finished = False
         self.cancelled = False
 
@@ -226,36 +228,31 @@ class _Stream:
             raise RequestCancelledError(str(self.call.meta["request_id"]))
         if self.finished:
             raise StopAsyncIteration
-        if self.state is None:
-            router, conn, rid, pending, msg = await self.call.start()
-            self.state = (router, conn, rid, pending)
-            released = msg[0] in TERMINAL  # router.send released a terminal first frame
+        if self.running is None:
+            self.running = await self.call.start()
+            frame = self.running.first
         else:
-            msg = await self.state[3].next()
-            released = False
-        op = msg[0]
-        if op == wire.CHUNK:
-            return msg[2]
-        self.finished = True
-        router, conn, _, _ = self.state
-        if not released:
-            router.release(conn)
-        if op == wire.END:
-            raise StopAsyncIteration
-        if op == wire.ERROR:
-            raise_error(msg[2])
-        if op == LOST:
-            raise ReplicaDiedError(self.call.dep.name, conn.addr.replica_id)
+            frame = await self.running.next()
+        if isinstance(frame, frames.Chunk):
+            return frame.data
+        self.close()
+        match frame:
+            case frames.End():
+                raise StopAsyncIteration
+            case frames.Error(error=error):
+                raise_error(error)
+            case frames.Lost():
+                raise ReplicaDiedError(self.call.dep.name, self.running.replica_id)
         raise ServeCoreError(
             f"method {self.call.method!r} of {self.call.dep} is not a generator; "
             "call it without stream=True"
         )
 
     def close(self) -> None:
-        if self.state is not None and not self.finished:
-            router, conn, rid, _ = self.state
-            self.finished = True
-            router.cancel(conn, rid)
+        """Ends the stream here; the replica is told to stop if it has not ended."""
+        self.finished = True
+        if self.running is not None:
+            self.running.close()
 
 
 class DeploymentResponseGenerator:

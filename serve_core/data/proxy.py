@@ -21,7 +21,7 @@ import uuid
 from typing import Any
 
 from serve_core import metrics
-from serve_core.data import asgi, caller, wire
+from serve_core.data import asgi, caller, frames
 from serve_core.data.http_protocol import CLIENT_GONE, TIMED_OUT, Limits, protocol_class
 from serve_core.data.loop_thread import LoopThread, undo_worker_niceness
 from serve_core.errors import BackPressureError, NoReplicasError, RequestTimeoutError, ServeCoreError, client_message
@@ -232,7 +232,7 @@ class ProxyApp:
 
     async def _exchange(self, router: Any, request: dict[str, Any], body: bytes, meta: dict[str, Any], idempotent: bool, send: Send) -> int:
         try:
-            conn, rid, pending, first = await router.send(wire.KIND_HTTP, "__call__", (request, body), {}, meta, idempotent)
+            call = await router.send(frames.KIND_HTTP, "__call__", (request, body), {}, meta, idempotent)
         except BackPressureError as e:
             retry_after_s = getattr(e, "retry_after_s", None)  # backpressure_config; 1 s when unset
             retry = 1 if retry_after_s is None else int(-(-retry_after_s // 1))
@@ -241,41 +241,36 @@ class ProxyApp:
             return await _reply(send, 503, {"error": "NoReplicas", "message": str(e)}, retry_after=1)
         except ServeCoreError as e:
             return await self._error(send, e.http_status, e, meta)
-        op = first[0]
-        if op == wire.HTTP:
-            _, _, status, headers, data, _ = first
-            if not any(h[0] == b"content-length" for h in headers):
-                headers.append((b"content-length", b"%d" % len(data)))
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": data})
-            return int(status)
-        if op == wire.ERROR:
-            original, wrapped = first[2]
-            return await self._error(send, 500, original or wrapped, meta, detail=wrapped)
-        # Streaming: relay chunks as they come; the consumer releases the replica slot.
-        status = int(first[2])
         try:
-            await send({"type": "http.response.start", "status": status, "headers": first[3]})
-            while True:
-                msg = await pending.next()
-                if msg[0] == wire.CHUNK:
-                    await send({"type": "http.response.body", "body": msg[2], "more_body": True})
-                    continue
-                if msg[0] == wire.END:
+            return await self._relay(call, send, meta)
+        finally:
+            call.close()  # a response cut short (client gone, timeout) is cancelled at the replica
+
+    async def _relay(self, call: Any, send: Send, meta: dict[str, Any]) -> int:
+        """The replica's answer to the client: a whole response, an error, or a stream
+        relayed chunk by chunk as it comes."""
+        match call.first:
+            case frames.Http(status=status, headers=headers, body=data):
+                if not any(h[0] == b"content-length" for h in headers):
+                    headers.append((b"content-length", b"%d" % len(data)))
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": data})
+                return int(status)
+            case frames.Error(error=(original, wrapped)):
+                return await self._error(send, 500, original or wrapped, meta, detail=wrapped)
+            case frames.HttpStart(status=status, headers=headers):
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+            case first:
+                raise ServeCoreError(f"replica {call.replica_id} answered an HTTP request with {type(first).__name__}")
+        while True:
+            match await call.next():
+                case frames.Chunk(data=data):
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                case frames.End():
                     await send({"type": "http.response.body", "body": b""})
-                else:  # ERROR or LOST mid-stream: end the response abruptly
-                    raise ConnectionAbortedError(f"stream from {router.dep} broke: frame {msg[0]}")
-                router.release(conn)
-                return status
-        except asyncio.CancelledError:
-            router.cancel(conn, rid)
-            raise
-        except BaseException:
-            if msg_is_open(conn, rid):
-                router.cancel(conn, rid)
-            else:
-                router.release(conn)
-            raise
+                    return int(status)
+                case broken:  # Error or Lost mid-stream: end the response abruptly
+                    raise ConnectionAbortedError(f"stream from replica {call.replica_id} broke: {type(broken).__name__}")
 
     async def _error(self, send: Send, status: int, e: BaseException, meta: dict[str, Any],
                      detail: BaseException | None = None) -> int:
@@ -289,10 +284,6 @@ class ProxyApp:
             "message": str(full) if self.debug_errors else client_message(e),
             "request_id": meta["request_id"],
         })
-
-
-def msg_is_open(conn: Any, rid: int) -> bool:
-    return rid in conn.pending
 
 
 class _ResponseState:

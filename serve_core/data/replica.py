@@ -25,7 +25,7 @@ from typing import Any
 import cloudpickle
 
 from serve_core import context, metrics
-from serve_core.data import asgi, multiplex, tls, wire
+from serve_core.data import asgi, frames, multiplex, tls, wire
 from serve_core.data.handshake import ServerHandshake
 from serve_core.data.loop_thread import LoopThread, undo_worker_niceness
 from serve_core.errors import ServeCoreError, UserCodeError, client_message
@@ -43,19 +43,20 @@ class _Conn:
         self.proto = wire.FrameProtocol(
             self.on_frame, self.on_lost, ServerHandshake(server.secret), server.data_path["max_frame_bytes"], server.gate)
 
-    def on_frame(self, msg: tuple[Any, ...]) -> None:
-        if msg[0] == wire.REQ:
-            self.server.accept(self, msg)
-        elif msg[0] == wire.CANCEL:
-            task = self.tasks.get(msg[1])
-            if task is not None:
-                task.cancel()
-        elif msg[0] == wire.UNREADABLE:
-            err = ServeCoreError(
-                f"replica of {self.server.dep.name!r} could not unpickle the request ({msg[2]}); "
-                "define argument classes in a module the replicas can import, or in the driver script"
-            )
-            self.proto.send((wire.ERROR, msg[1], (None, err), self.server.ongoing))
+    def on_frame(self, frame: frames.Frame) -> None:
+        match frame:
+            case frames.Req():
+                self.server.accept(self, frame)
+            case frames.Cancel(rid=rid):
+                task = self.tasks.get(rid)
+                if task is not None:
+                    task.cancel()
+            case frames.Unreadable(rid=rid, reason=reason):
+                err = ServeCoreError(
+                    f"replica of {self.server.dep.name!r} could not unpickle the request ({reason}); "
+                    "define argument classes in a module the replicas can import, or in the driver script"
+                )
+                self.proto.send(frames.Error(rid, (None, err), self.server.ongoing))
 
     def on_lost(self, exc: Exception | None) -> None:
         for task in list(self.tasks.values()):
@@ -177,11 +178,11 @@ class ReplicaServer:
 
     # -- data path -----------------------------------------------------------------
 
-    def accept(self, conn: _Conn, msg: tuple[Any, ...]) -> None:
-        _, rid, kind, method, args, kwargs, meta = msg
+    def accept(self, conn: _Conn, req: frames.Req) -> None:
+        rid, kind, method, args, kwargs, meta = req
         if self.draining or self.ongoing >= self.max_ongoing:
             self._rejected.inc()
-            conn.proto.send((wire.REJECT, rid, self.ongoing))
+            conn.proto.send(frames.Reject(rid, self.ongoing))
             return
         self.ongoing += 1
         self._ongoing_gauge.set(self.ongoing)
@@ -204,7 +205,7 @@ class ReplicaServer:
             context.RequestContext(meta.get("request_id", ""), meta.get("model_id", ""), meta.get("route", ""))
         )
         try:
-            if kind == wire.KIND_HTTP:
+            if kind == frames.KIND_HTTP:
                 outcome = await self._http(conn.proto, rid, args[0], args[1])
             else:
                 outcome = await self._call(conn.proto, rid, method, args, kwargs, meta.get("stream", False))
@@ -243,16 +244,16 @@ class ReplicaServer:
             result = await self.invoke(self._method(method), args, kwargs)
             if stream:
                 async for item in _iterate(result, self):
-                    proto.send((wire.CHUNK, rid, item), by_value=True)
+                    proto.send(frames.Chunk(rid, item), by_value=True)
                     await proto.drain()
-                proto.send((wire.END, rid, self.ongoing - 1))
+                proto.send(frames.End(rid, self.ongoing - 1))
             else:
-                proto.send((wire.RESULT, rid, result, self.ongoing - 1), by_value=True)
+                proto.send(frames.Result(rid, result, self.ongoing - 1), by_value=True)
             return "ok"
         except asyncio.CancelledError:
             raise
         except Exception as e:  # user code failed: the caller gets it with the traceback
-            proto.send((wire.ERROR, rid, self._exception(e), self.ongoing - 1), by_value=True)
+            proto.send(frames.Error(rid, self._exception(e), self.ongoing - 1), by_value=True)
             return "error"
 
     def _exception(self, e: Exception) -> tuple[Exception | None, ServeCoreError]:
@@ -284,7 +285,7 @@ class ReplicaServer:
                     await StreamingResponse(_iterate(result, self))(scope, receive, sink)
                 else:
                     status, headers, data = asgi.to_messages(result)
-                    proto.send((wire.HTTP, rid, status, headers, data, self.ongoing - 1))
+                    proto.send(frames.Http(rid, status, headers, data, self.ongoing - 1))
                     return "ok"
             if not sink.done:
                 await sink({"type": "http.response.body", "body": b"", "more_body": False})
@@ -295,7 +296,7 @@ class ReplicaServer:
             request_id = context.request_context.get().request_id  # the detail is logged under it
             log.warning("request %s failed in %s: %s", request_id, self.dep, e, exc_info=True)
             if sink.streaming:
-                proto.send((wire.ERROR, rid, self._exception(e), self.ongoing - 1), by_value=True)
+                proto.send(frames.Error(rid, self._exception(e), self.ongoing - 1), by_value=True)
             else:
                 status = e.http_status if isinstance(e, ServeCoreError) else 500
                 if isinstance(e, json.JSONDecodeError):
@@ -303,7 +304,7 @@ class ReplicaServer:
                 # Clients get the type and one line; tracebacks (nested calls') only with debug_errors.
                 message = client_message(e, debug=self.data_path.get("debug_errors", False))
                 frame = asgi.error_body(status, type(e).__name__, message, deployment=self.dep.name, request_id=request_id)
-                proto.send((wire.HTTP, rid, *frame, self.ongoing - 1))
+                proto.send(frames.Http(rid, *frame, self.ongoing - 1))
             return "error"
 
 

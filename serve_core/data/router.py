@@ -7,6 +7,10 @@ room (bounded by ``max_queued_requests``), and retries:
 
 - a request the replica never started (refused, connection failed) goes elsewhere;
 - a request the replica accepted and then lost goes elsewhere only if idempotent.
+
+``send`` returns a ``Call``: the request as the replica took it, which holds its replica
+slot until ``close``. Connections come from a connector (``connector.py``), so these
+promises are unit-tested without sockets.
 """
 
 from __future__ import annotations
@@ -20,13 +24,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from serve_core import metrics
-from serve_core.data import wire
+from serve_core.data import frames, wire
 from serve_core.data.connector import Link, TcpConnector
+from serve_core.data.frames import TERMINAL, Frame
 from serve_core.errors import BackPressureError, NoReplicasError, ReplicaDiedError, ServeCoreError
 from serve_core.ids import DeploymentID, ReplicaAddress
 
-LOST = -1  # synthetic frame: the connection closed before the request finished
-TERMINAL = frozenset({wire.REJECT, wire.RESULT, wire.ERROR, wire.HTTP, wire.END, LOST})
 RECONNECT_BACKOFF_S = 1.0  # first wait after a failed or lost connection; doubles per failure
 RECONNECT_BACKOFF_MAX_S = 8.0
 REFUSED_AT_ZERO_DEMAND_S = 2.0  # a refusal at zero replicas counts as demand this long (several reports)
@@ -54,10 +57,10 @@ class PendingCall:
     __slots__ = ("frames", "waiter")
 
     def __init__(self) -> None:
-        self.frames: deque[tuple[Any, ...]] = deque()
-        self.waiter: asyncio.Future[tuple[Any, ...]] | None = None
+        self.frames: deque[Frame] = deque()
+        self.waiter: asyncio.Future[Frame] | None = None
 
-    def push(self, msg: tuple[Any, ...]) -> None:
+    def push(self, msg: Frame) -> None:
         w = self.waiter
         if w is not None and not w.done():
             self.waiter = None
@@ -65,7 +68,7 @@ class PendingCall:
         else:
             self.frames.append(msg)
 
-    async def next(self) -> tuple[Any, ...]:
+    async def next(self) -> Frame:
         if self.frames:
             return self.frames.popleft()
         self.waiter = asyncio.get_running_loop().create_future()
@@ -118,14 +121,14 @@ class ReplicaConn:
         channel.append(proto)
         self.proto, self.failures = proto, 0
 
-    def _on_frame(self, msg: tuple[Any, ...]) -> None:
-        if msg[0] == wire.UNREADABLE:
-            err = ServeCoreError(f"the reply of replica {self.addr.replica_id} could not be unpickled here: {msg[2]}")
-            msg = (wire.ERROR, msg[1], (None, err), 0)
-        p = self.pending.get(msg[1])
+    def _on_frame(self, msg: Frame) -> None:
+        if isinstance(msg, frames.Unreadable):
+            err = ServeCoreError(f"the reply of replica {self.addr.replica_id} could not be unpickled here: {msg.reason}")
+            msg = frames.Error(msg.rid, (None, err), 0)
+        p = self.pending.get(msg.rid)
         if p is not None:
-            if msg[0] in TERMINAL:
-                del self.pending[msg[1]]
+            if isinstance(msg, TERMINAL):
+                del self.pending[msg.rid]
             p.push(msg)
 
     def _back_off(self) -> None:
@@ -137,7 +140,7 @@ class ReplicaConn:
         self._back_off()
         pending, self.pending = self.pending, {}
         for rid, p in pending.items():
-            p.push((LOST, rid))
+            p.push(frames.Lost(rid))
 
     def abort(self) -> None:
         if self.proto is not None and self.proto.transport is not None:
@@ -148,6 +151,32 @@ class ReplicaConn:
     def close_if_idle(self) -> None:
         if self.removed and self.inflight == 0 and self.proto is not None and self.proto.transport is not None:
             self.proto.transport.close()
+
+
+class Call:
+    """A request a replica took: its first frame, the frames after it, and the replica
+    slot it holds. ``close`` (safe to repeat) frees the slot, and tells the replica to stop
+    first if the request has not ended; every consumer closes its call, whatever happens.
+    A call whose first frame ended it holds nothing already."""
+
+    __slots__ = ("router", "conn", "rid", "pending", "first", "_open")
+
+    def __init__(self, router: Router, conn: ReplicaConn, rid: int, pending: PendingCall, first: Frame) -> None:
+        self.router, self.conn, self.rid, self.pending, self.first = router, conn, rid, pending, first
+        self._open = not isinstance(first, TERMINAL)
+
+    @property
+    def replica_id(self) -> str:
+        return self.conn.addr.replica_id
+
+    async def next(self) -> Frame:
+        """The frame after the first (streams only)."""
+        return await self.pending.next()
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self.router.cancel(self.conn, self.rid)
 
 
 class Router:
@@ -216,12 +245,9 @@ class Router:
 
     async def send(
         self, kind: str, method: str, args: Any, kwargs: Any, meta: dict[str, Any], idempotent: bool
-    ) -> tuple[ReplicaConn, int, PendingCall, tuple[Any, ...]]:
-        """Deliver a request and return its first frame.
-
-        A terminal first frame is released here; a streaming one (HTTP_START or CHUNK)
-        must be released by the consumer with ``release``.
-        """
+    ) -> Call:
+        """Deliver a request to a replica that takes it, and return it with its first frame
+        (never Reject or Lost: those are retried here, or raised)."""
         idempotent = idempotent or self.idempotent
         tried: set[str] = set()
         died = 0
@@ -241,18 +267,17 @@ class Router:
             pending = PendingCall()
             conn.pending[rid] = pending
             try:
-                proto.send((wire.REQ, rid, kind, method, args, kwargs, meta), by_value=kind == wire.KIND_CALL)
+                proto.send(frames.Req(rid, kind, method, args, kwargs, meta), by_value=kind == frames.KIND_CALL)
                 first = await pending.next()
             except BaseException:
                 self.cancel(conn, rid)
                 raise
-            op = first[0]
-            if op == wire.REJECT:
+            if isinstance(first, frames.Reject):
                 self.release(conn)
                 tried.add(conn.addr.replica_id)
                 self._retries["rejected"].inc()
                 continue
-            if op == LOST:
+            if isinstance(first, frames.Lost):
                 self.release(conn)
                 tried.add(conn.addr.replica_id)
                 died += 1
@@ -260,14 +285,15 @@ class Router:
                     self._retries["replica_died"].inc()
                     continue
                 raise ReplicaDiedError(self.dep.name, conn.addr.replica_id)
-            if op in TERMINAL:
+            if isinstance(first, TERMINAL):
                 self.release(conn)
-            return conn, rid, pending, first
+            return Call(self, conn, rid, pending, first)
 
     def cancel(self, conn: ReplicaConn, rid: int) -> None:
-        """Stop a request the caller no longer wants (timeout, client gone)."""
+        """Free the slot of request ``rid``, and tell the replica to stop it if it has not
+        ended (``Call.close`` is the way in for consumers)."""
         if conn.pending.pop(rid, None) is not None and conn.proto is not None:
-            conn.proto.send((wire.CANCEL, rid))
+            conn.proto.send(frames.Cancel(rid))
         self.release(conn)
 
     def release(self, conn: ReplicaConn) -> None:

@@ -2,15 +2,14 @@
 
 A connection starts with the mutual handshake of ``handshake.py``; until both ends have
 proved they hold the cluster secret, no frame is parsed and nothing is unpickled. Then a
-frame is a 4-byte big-endian length, the 8-byte request id, and a pickled tuple whose
-first item names the message and whose second is that id again. The id travels outside
-the pickle so that a frame that cannot be unpickled still gets an answer. Callers send
-``REQ`` and ``CANCEL``; replicas answer with the rest. Every answer carries the
-replica's ongoing count so callers learn its load for free.
+frame is a 4-byte big-endian length, the 8-byte request id, and a pickled tuple: one of
+the messages of ``frames.py`` with its op code first. The id travels outside the pickle
+so that a frame that cannot be unpickled still gets an answer. ``FrameProtocol`` hands
+its owner typed frames and takes typed frames to send.
 
 Frames are capped (``max_frame``): a peer that declares a larger one is cut off before
 its payload is buffered, and a sender finds out before it sends (a reply too large
-becomes an ERROR frame that names the limit).
+becomes an Error frame that names the limit).
 """
 
 from __future__ import annotations
@@ -27,37 +26,22 @@ from typing import Any
 import cloudpickle
 
 from serve_core import metrics
+from serve_core.data.frames import Cancel, Error, Frame, Req, Unreadable, from_wire, to_wire
 from serve_core.data.handshake import TIMEOUT_S, ClientHandshake, HandshakeError, ServerHandshake
 from serve_core.errors import FrameTooLargeError
 
 log = logging.getLogger("serve_core.data.wire")
 
-# caller -> replica
-REQ = 0  # (REQ, rid, kind, method, args, kwargs, meta)
-CANCEL = 1  # (CANCEL, rid)
-# replica -> caller
-REJECT = 2  # (REJECT, rid, ongoing): replica full or draining; never started
-RESULT = 3  # (RESULT, rid, value, ongoing)
-ERROR = 4  # (ERROR, rid, exception, ongoing)
-HTTP = 5  # (HTTP, rid, status, headers, body, ongoing): whole response in one frame
-HTTP_START = 6  # (HTTP_START, rid, status, headers)
-CHUNK = 7  # (CHUNK, rid, data): a body chunk or a streamed item
-END = 8  # (END, rid, ongoing)
-UNREADABLE = 9  # (UNREADABLE, rid, error): made locally for a frame that did not unpickle
-
-KIND_CALL = "call"
-KIND_HTTP = "http"
-
 _HEAD = struct.Struct(">IQ")
 DEFAULT_MAX_FRAME = 11 * 1024 * 1024  # the proxy's default body limit (10 MiB) plus headroom
-_REPLIES_WITH_ONGOING = frozenset({RESULT, HTTP})
 AUTH_LOG_EVERY_S = 10.0  # failed handshakes are logged at most this often per process
 
 
-def encode(msg: tuple[Any, ...], by_value: bool = False) -> bytes:
+def encode(frame: Frame, by_value: bool = False) -> bytes:
     """``by_value`` for user objects: classes from ``__main__`` or a module the peer
     cannot import must travel by value (cloudpickle); plain pickle is faster for
     the proxy's own dicts and bytes."""
+    msg = to_wire(frame)
     if by_value:
         data = cloudpickle.dumps(msg, protocol=5)
     else:
@@ -65,7 +49,7 @@ def encode(msg: tuple[Any, ...], by_value: bool = False) -> bytes:
             data = pickle.dumps(msg, protocol=5)
         except (pickle.PicklingError, AttributeError, TypeError):
             data = cloudpickle.dumps(msg, protocol=5)
-    return _HEAD.pack(len(data), msg[1]) + data
+    return _HEAD.pack(len(data), frame.rid) + data
 
 
 class _AuthLog:
@@ -110,7 +94,7 @@ class HandshakeGate:
 
 class FrameProtocol(asyncio.Protocol):
     """Authenticates the peer, then splits the byte stream into frames and hands each
-    decoded tuple to ``on_frame``.
+    decoded frame to ``on_frame``.
 
     ``handshake`` is the side this end plays; ``None`` only where both ends are already
     trusted (tests of the framing). ``ready`` resolves once the peer is authenticated, or
@@ -118,7 +102,7 @@ class FrameProtocol(asyncio.Protocol):
     """
 
     def __init__(
-        self, on_frame: Callable[[tuple[Any, ...]], None], on_lost: Callable[[Exception | None], None],
+        self, on_frame: Callable[[Frame], None], on_lost: Callable[[Exception | None], None],
         handshake: ServerHandshake | ClientHandshake | None, max_frame: int = DEFAULT_MAX_FRAME,
         gate: HandshakeGate | None = None,
     ) -> None:
@@ -221,12 +205,13 @@ class FrameProtocol(asyncio.Protocol):
                 return
             if n - pos - head < size:
                 break
+            frame: Frame
             try:
-                msg = pickle.loads(memoryview(buf)[pos + head : pos + head + size])
+                frame = from_wire(pickle.loads(memoryview(buf)[pos + head : pos + head + size]), rid)
             except Exception as e:  # e.g. a class the receiver cannot import
-                msg = (UNREADABLE, rid, f"{type(e).__name__}: {e}")
+                frame = Unreadable(rid, f"{type(e).__name__}: {e}")
             pos += head + size
-            self._on_frame(msg)
+            self._on_frame(frame)
         if pos:
             del buf[:pos]
 
@@ -237,19 +222,18 @@ class FrameProtocol(asyncio.Protocol):
             self._drained.set_result(None)
         self._on_lost(exc)
 
-    def send(self, msg: tuple[Any, ...], by_value: bool = False) -> None:
+    def send(self, frame: Frame, by_value: bool = False) -> None:
         """Write one frame. A request over the frame cap raises FrameTooLargeError; a
-        reply over it goes out as an ERROR frame naming the limit instead."""
+        reply over it goes out as an Error frame naming the limit instead."""
         if self.transport is None or self.transport.is_closing():
             return
-        frame = encode(msg, by_value)
-        if len(frame) - _HEAD.size > self.max_frame:
-            err = FrameTooLargeError(len(frame) - _HEAD.size, self.max_frame)
-            if msg[0] in (REQ, CANCEL):
+        data = encode(frame, by_value)
+        if len(data) - _HEAD.size > self.max_frame:
+            err = FrameTooLargeError(len(data) - _HEAD.size, self.max_frame)
+            if isinstance(frame, (Req, Cancel)):
                 raise err
-            ongoing = msg[-1] if msg[0] in _REPLIES_WITH_ONGOING else 0
-            frame = encode((ERROR, msg[1], (None, err), ongoing))
-        self.transport.write(frame)
+            data = encode(Error(frame.rid, (None, err), getattr(frame, "ongoing", 0)))
+        self.transport.write(data)
 
     def pause_writing(self) -> None:
         self._paused = True

@@ -95,7 +95,8 @@ def test_refused_everywhere_backs_off_and_tries_again():
 def test_a_replica_reported_dead_loses_its_calls_at_once_a_removed_one_finishes_them():
     """A node cut off the network never closes its TCP connections: the controller's word
     that the replica died is what ends the calls it held (retried if idempotent)."""
-    from serve_core.data.router import LOST, PendingCall
+    from serve_core.data.frames import Lost
+    from serve_core.data.router import PendingCall
 
     async def main():
         r = Router(DEP)
@@ -104,7 +105,7 @@ def test_a_replica_reported_dead_loses_its_calls_at_once_a_removed_one_finishes_
         pa, pb = PendingCall(), PendingCall()
         a.pending[1], b.pending[2] = pa, pb
         r.update({**info(), "dead": ["a"]})  # a died, b was only removed (draining)
-        assert await asyncio.wait_for(pa.next(), 1) == (LOST, 1)
+        assert await asyncio.wait_for(pa.next(), 1) == Lost(1)
         assert not pb.frames and pb.waiter is None and b.pending == {2: pb}
         assert a.removed and b.removed and r.conns == {}
 

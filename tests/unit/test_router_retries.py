@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from serve_core.data import wire
+from serve_core.data import frames
 from serve_core.data.connector import Link
 from serve_core.data.router import MAX_RETRIES, Router
 from serve_core.errors import ReplicaDiedError
@@ -23,16 +23,20 @@ class Channel:
         self.transport = self
 
     def send(self, msg, by_value=False):
-        if msg[0] != wire.REQ:
+        if isinstance(msg, frames.Cancel):
+            self.log.append(("cancel", self.replica))
+        if not isinstance(msg, frames.Req):
             return
-        rid, loop = msg[1], asyncio.get_running_loop()
+        rid, loop = msg.rid, asyncio.get_running_loop()
         self.log.append(self.replica)
         if self.mode == "ok":
-            loop.call_soon(self.on_frame, (wire.RESULT, rid, f"answer from {self.replica}", 0))
+            loop.call_soon(self.on_frame, frames.Result(rid, f"answer from {self.replica}", 0))
         elif self.mode == "reject":  # full or draining: never started
-            loop.call_soon(self.on_frame, (wire.REJECT, rid, 0))
+            loop.call_soon(self.on_frame, frames.Reject(rid, 0))
         elif self.mode == "die":  # accepted, then the process died with it
             loop.call_soon(self.on_lost, None)
+        elif self.mode == "stream":  # a first item, and the rest later
+            loop.call_soon(self.on_frame, frames.Chunk(rid, "item 1"))
 
     def abort(self):
         self.on_lost(None)
@@ -63,8 +67,7 @@ def router(**modes):
 
 
 async def call(r, idempotent=False):
-    conn, rid, pending, first = await r.send(wire.KIND_CALL, "__call__", (), {}, {}, idempotent)
-    return first
+    return (await r.send(frames.KIND_CALL, "__call__", (), {}, {}, idempotent)).first
 
 
 def run(coro):
@@ -77,7 +80,7 @@ def test_a_request_no_replica_started_goes_elsewhere(bad):
         r, connector = router(a=bad, b="ok")
         for _ in range(10):
             first = await call(r)  # not idempotent: it never started, so it is always retried
-            assert first[0] == wire.RESULT and first[2] == "answer from b"
+            assert first == frames.Result(first.rid, "answer from b", 0)
         assert "a" in connector.log  # the bad replica was tried, and nothing failed for it
 
     run(main())
@@ -98,7 +101,7 @@ def test_an_accepted_request_lost_with_its_replica_is_retried_when_idempotent():
         r, connector = router(a="die", b="ok")
         for _ in range(10):
             first = await call(r, idempotent=True)
-            assert first[2] == "answer from b"
+            assert first.value == "answer from b"
 
     run(main())
 
@@ -110,5 +113,26 @@ def test_an_idempotent_request_is_retried_at_most_max_retries_times():
         with pytest.raises(ReplicaDiedError):
             await call(r, idempotent=True)
         assert len(connector.log) == MAX_RETRIES + 1  # the first attempt and MAX_RETRIES more
+
+    run(main())
+
+
+def test_a_call_holds_its_replica_slot_until_closed_and_a_close_cancels_only_what_runs():
+    async def main():
+        r, connector = router(a="stream", b="ok")
+        streaming = await r.send(frames.KIND_CALL, "__call__", (), {}, {}, False)
+        while not isinstance(streaming.first, frames.Chunk):  # b answered whole: that call holds nothing
+            assert r.conns["b"].inflight == 0
+            streaming.close()
+            streaming = await r.send(frames.KIND_CALL, "__call__", (), {}, {}, False)
+        assert r.conns["a"].inflight == 1
+        streaming.close()
+        streaming.close()  # twice is once
+        assert r.conns["a"].inflight == 0 and connector.log.count(("cancel", "a")) == 1
+        another = await r.send(frames.KIND_CALL, "__call__", (), {}, {}, False)
+        another.close()
+        assert sum(c.inflight for c in r.conns.values()) == 0
+        cancels = [entry for entry in connector.log if entry[0] == "cancel"]
+        assert len(cancels) == (2 if isinstance(another.first, frames.Chunk) else 1)  # a whole answer is not cancelled
 
     run(main())

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from serve_core import metrics
-from serve_core.data import handshake, wire
+from serve_core.data import frames, handshake, wire
 from serve_core.data.handshake import ClientHandshake, HandshakeError, ServerHandshake
 from serve_core.errors import FrameTooLargeError
 
@@ -66,7 +66,7 @@ def pieces(data, cuts):
 def test_frames_survive_arbitrary_splits(payloads, cuts):
     got = []
     proto = wire.FrameProtocol(got.append, lambda e: None, None)
-    msgs = [(wire.REQ, i + 1, "call", "m", (p,), {"k": i}, {}) for i, p in enumerate(payloads)]
+    msgs = [frames.Req(i + 1, "call", "m", (p,), {"k": i}, {}) for i, p in enumerate(payloads)]
     stream = b"".join(wire.encode(m) for m in msgs)
     for piece in pieces(stream, cuts):
         proto.data_received(piece)
@@ -81,10 +81,10 @@ def test_garbage_never_crashes_and_big_declarations_cut_off(garbage):
     proto = wire.FrameProtocol(got.append, lambda e: None, None, max_frame=4096)
     in_loop(lambda: proto.connection_made(t))
     proto.data_received(garbage)
-    # Whatever came out is an UNREADABLE notice or a decoded frame; a frame declaring more
+    # Whatever came out is an Unreadable notice or a decoded frame; a frame declaring more
     # than the cap closed the connection with nothing buffered.
     for msg in got:
-        assert isinstance(msg, tuple)
+        assert isinstance(msg, frames.Frame)
     assert len(proto._buf) <= max(len(garbage), 12)
     if len(garbage) >= 12 and int.from_bytes(garbage[:4], "big") > 4096:
         assert t.aborted and not got and not proto._buf
@@ -93,8 +93,8 @@ def test_garbage_never_crashes_and_big_declarations_cut_off(garbage):
 def test_lambdas_are_pickled_by_value():
     got = []
     proto = wire.FrameProtocol(got.append, lambda e: None, None)
-    proto.data_received(wire.encode((wire.RESULT, 1, lambda x: x + 1, 0)))
-    assert got[0][2](1) == 2
+    proto.data_received(wire.encode(frames.Result(1, lambda x: x + 1, 0)))
+    assert got[0].value(1) == 2
 
 
 def test_connection_lost_is_reported():
@@ -110,9 +110,28 @@ def test_unreadable_frame_keeps_its_request_id():
     proto = wire.FrameProtocol(got.append, lambda e: None, None)
     data = b"\x80\x04cno_such_module_xyz\nThing\n."  # a class the receiver cannot import
     frame = wire._HEAD.pack(len(data), 42) + data
-    proto.data_received(frame + wire.encode((wire.CANCEL, 7)))
-    assert got[0][0] == wire.UNREADABLE and got[0][1] == 42 and "no_such_module_xyz" in got[0][2]
-    assert got[1] == (wire.CANCEL, 7)  # the stream stays in sync after a bad frame
+    proto.data_received(frame + wire.encode(frames.Cancel(7)))
+    assert isinstance(got[0], frames.Unreadable) and got[0].rid == 42 and "no_such_module_xyz" in got[0].reason
+    assert got[1] == frames.Cancel(7)  # the stream stays in sync after a bad frame
+
+
+@pytest.mark.parametrize("msg", [(99, 1), (0, 1, "too few"), "a string", 12, [3, 1, "v", 0], (None,)])
+def test_a_pickle_that_holds_no_frame_is_unreadable(msg):
+    got = []
+    proto = wire.FrameProtocol(got.append, lambda e: None, None)
+    data = pickle.dumps(msg)
+    proto.data_received(wire._HEAD.pack(len(data), 5) + data + wire.encode(frames.Cancel(6)))
+    assert isinstance(got[0], frames.Unreadable) and got[0].rid == 5 and "not a frame" in got[0].reason
+    assert got[1] == frames.Cancel(6)
+
+
+@given(st.sampled_from([frames.Req(1, "call", "m", (1,), {}, {}), frames.Cancel(2), frames.Reject(3, 4),
+                        frames.Result(4, [1], 0), frames.Http(5, 200, [[b"a", b"b"]], b"x", 1),
+                        frames.HttpStart(6, 201, []), frames.Chunk(7, b"c"), frames.End(8, 0)]))
+def test_every_frame_goes_out_as_a_plain_tuple_and_comes_back_typed(frame):
+    raw = pickle.loads(wire.encode(frame)[12:])
+    assert type(raw) is tuple and raw[1:] == tuple(frame)
+    assert frames.from_wire(raw, frame.rid) == frame and type(frames.from_wire(raw, frame.rid)) is type(frame)
 
 
 # -- the frame cap --------------------------------------------------------------------
@@ -123,7 +142,7 @@ def test_a_request_over_the_cap_is_refused_before_it_is_sent():
     proto = wire.FrameProtocol(lambda m: None, lambda e: None, None, max_frame=2048)
     in_loop(lambda: proto.connection_made(t))
     with pytest.raises(FrameTooLargeError, match="max_frame_bytes=2048"):
-        proto.send((wire.REQ, 5, "call", "m", (b"x" * 4096,), {}, {}))
+        proto.send(frames.Req(5, "call", "m", (b"x" * 4096,), {}, {}))
     assert t.out == b""
 
 
@@ -131,10 +150,11 @@ def test_a_reply_over_the_cap_becomes_an_error_naming_the_limit():
     t, got = FakeTransport(), []
     proto = wire.FrameProtocol(lambda m: None, lambda e: None, None, max_frame=2048)
     in_loop(lambda: proto.connection_made(t))
-    proto.send((wire.RESULT, 9, b"y" * 4096, 3))
+    proto.send(frames.Result(9, b"y" * 4096, 3))
     wire.FrameProtocol(got.append, lambda e: None, None).data_received(t.take())
-    op, rid, (original, err), ongoing = got[0]
-    assert (op, rid, original, ongoing) == (wire.ERROR, 9, None, 3)
+    assert isinstance(got[0], frames.Error)
+    rid, (original, err), ongoing = got[0]
+    assert (rid, original, ongoing) == (9, None, 3)
     assert isinstance(err, FrameTooLargeError) and err.limit == 2048
 
 
@@ -223,7 +243,7 @@ def test_nothing_is_unpickled_before_the_peer_is_authenticated():
     proto = wire.FrameProtocol(got.append, lambda e: None, ServerHandshake(SECRET))
     in_loop(lambda: proto.connection_made(t))
     assert t.out.startswith(handshake.MAGIC)
-    data = pickle.dumps((wire.REQ, 1, Sentinel()))
+    data = pickle.dumps((0, 1, Sentinel()))
     proto.data_received(wire._HEAD.pack(len(data), 1) + data)  # a frame where the proof belongs
     assert got == [] and Sentinel.ran == [] and t.aborted
     assert metrics.child(metrics.AUTH_FAILURES, "replica")._value.get() == before + 1
@@ -250,12 +270,12 @@ def test_frames_flow_once_both_ends_have_proved_themselves():
         server.connection_made(st_)
         client.connection_made(ct)
         client.data_received(st_.take())  # hello -> proof
-        request = wire.encode((wire.REQ, 3, "call", "m", (), {}, {}))
+        request = wire.encode(frames.Req(3, "call", "m", (), {}, {}))
         server.data_received(ct.take() + request)  # proof (and a pipelined frame)
         client.data_received(st_.take())  # answer
         assert client.ready.done() and client.ready.exception() is None
         assert server.ready.done() and server.ready.exception() is None
-        assert server_got == [(wire.REQ, 3, "call", "m", (), {}, {})]
+        assert server_got == [frames.Req(3, "call", "m", (), {}, {})]
     asyncio.run(run())
 
 
