@@ -12,7 +12,7 @@ ARG PIP_INDEX_URL=
 ENV DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 PIP_INDEX_URL=${PIP_INDEX_URL} RAY_USAGE_STATS_ENABLED=0
 # procps: pgrep/kill for the chaos target's faults. iproute2 (tc) and iptables are for the chaos
-# target's short-lived network-fault helper (chaos/compose_target.py), which runs this image as root
+# target's short-lived network-fault helper (chaos/targets/compose.py), which runs this image as root
 # with NET_ADMIN in a node's network namespace; the nodes themselves run as `serve` without it.
 RUN apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends procps iproute2 iptables >/dev/null \

@@ -25,9 +25,8 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from chaos.errors import ChaosError, ExperimentError, Problem
-from chaos.experiment import Experiment
-from chaos.experiment_loading import load_experiment
-from chaos.journal import (
+from chaos.report.run_report import HTML_FILE, SUMMARY_FILE, ReportListener, load_run, write_report
+from chaos.run.journal import (
     Abort,
     Event,
     FaultFinished,
@@ -40,8 +39,9 @@ from chaos.journal import (
     RunStarted,
     SchedulePlanned,
 )
-from chaos.report import HTML_FILE, SUMMARY_FILE, ReportListener, load_run, write_report
-from chaos.schedule import PlannedFault, Snapshot, plan
+from chaos.spec.experiment import Experiment
+from chaos.spec.loading import load_experiment
+from chaos.spec.schedule import PlannedFault, Snapshot, plan
 
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(__file__), "experiments")
 EXIT = {"passed": 0, "failed": 1, "aborted": 2}
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     cp.add_argument("--out", default="reports/chaos", help="where run directories go (default reports/chaos)")
     cp.set_defaults(handler=cmd_compare)
     sh = sub.add_parser("shrink", help="replay a failed run's schedule with faults removed: the smallest one that "
-                                       "still fails (chaos.shrink)")
+                                       "still fails (chaos.shrink.shrink)")
     sh.add_argument("run", help="a failed or aborted run's directory (reports/chaos/NAME-TIME) or its journal.json")
     sh.add_argument("--out", help="the shrink directory (default: RUN/shrink-<UTC time>)")
     sh.add_argument("--max-runs", type=int, default=30, help="runs at most, the replay included (default 30)")
@@ -136,7 +136,7 @@ def cmd_validate(ns: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
-    from chaos.runner import RunOptions, run_experiment
+    from chaos.run.runner import RunOptions, run_experiment
 
     exp = _load(ns)
     report = ReportListener()
@@ -152,8 +152,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
 
 def cmd_compare(ns: argparse.Namespace) -> int:
-    from chaos.compare import compare
-    from chaos.runner import RunOptions, run_experiment
+    from chaos.report.compare import compare
+    from chaos.run.runner import RunOptions, run_experiment
 
     def run_one(path: str, backend: str) -> str:
         exp = load_experiment(path, target=ns.target, backend=backend, seed=ns.seed, rate=ns.rate, require_before=False)
@@ -172,7 +172,7 @@ def cmd_compare(ns: argparse.Namespace) -> int:
 
 
 def cmd_campaign(ns: argparse.Namespace) -> int:
-    from chaos.campaign import campaign_command
+    from chaos.campaign.campaign import campaign_command
 
     return campaign_command(ns.file, ns.target, ns.out, validate_only=ns.validate,
                             listeners=lambda: [ProgressPrinter(sys.stdout, quiet=ns.quiet), ReportListener()])
@@ -189,7 +189,7 @@ def cmd_report(ns: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def cmd_shrink(ns: argparse.Namespace) -> int:
-    from chaos.shrink import Shrinker, ShrinkError, ShrinkOptions
+    from chaos.shrink.shrink import Shrinker, ShrinkError, ShrinkOptions
 
     if ns.max_runs < 1 or ns.max_time <= 0 or ns.confirm < 0:
         raise ShrinkError(f"--max-runs {ns.max_runs}, --max-time {ns.max_time:g}, --confirm {ns.confirm}: give at "

@@ -2,7 +2,7 @@
 
 Metric names are serve_core's (README.md, "Metrics"), the load generator's (loadgen/metrics.py)
 and Ray's as its node exporters publish them in ray 2.60. The SLO panels call the chaos
-package's query builders (``chaos/slo_queries.py``) and burn windows (``chaos/alerts.py``), so a
+package's query builders (``chaos/slo/queries.py``) and burn windows (``chaos/slo/alerts.py``), so a
 dashboard shows exactly what a chaos run judges and what its alert rules would fire on.
 """
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from chaos.alerts import SHORT_RUN_WINDOWS, BurnWindow
-from chaos.slo_queries import BACKENDS, Backend, availability_query, duration, error_ratio_query, latency_query
-from chaos.slo_spec import Availability, Latency
+from chaos.slo.alerts import SHORT_RUN_WINDOWS, BurnWindow
+from chaos.slo.queries import BACKENDS, Backend, availability_query, duration, error_ratio_query, latency_query
+from chaos.slo.spec import Availability, Latency
 from dashboards.grafana_model import Annotation, Dashboard, Panel, Query, Row, Variable
 
 RATE = "$__rate_interval"
@@ -32,7 +32,7 @@ EVENT_WINDOW = "10s"  # an annotation marks a counter that rose within this wind
 # The SLOs the chaos dashboard is drawn for: those of chaos/experiments/ci_smoke.yaml.
 AVAILABILITY = Availability(objective=0.999)
 LATENCY = Latency(name="p99", percentile=99, threshold_ms=500)
-LATENCY_ALERT_WINDOW_S = 60.0  # chaos.alerts.alert_rules' default latency_window_s
+LATENCY_ALERT_WINDOW_S = 60.0  # chaos.slo.alerts.alert_rules' default latency_window_s
 BURN_WINDOWS: tuple[BurnWindow, ...] = SHORT_RUN_WINDOWS
 SERVER: Backend = BACKENDS["serve_core"]
 CLIENT: Backend = BACKENDS["loadgen"]
@@ -88,14 +88,14 @@ def burn_rate(b: Backend, window_s: float) -> str:
 
 
 def burn_alert_condition(b: Backend, w: BurnWindow) -> str:
-    """chaos.alerts' SLOErrorBudgetBurn fires when both windows' error ratios pass ``factor * budget``:
+    """chaos.slo.alerts' SLOErrorBudgetBurn fires when both windows' error ratios pass ``factor * budget``:
     the smaller of the two over that limit, which is above 1 exactly when the alert would fire."""
     long_q, short_q = error_ratio_query(b, w.long_s), error_ratio_query(b, w.short_s)
     return f"(({long_q}) < ({short_q}) or ({short_q})) / {w.factor * budget():.10g}"
 
 
 def latency_alert_condition(b: Backend) -> str:
-    """chaos.alerts' SLOLatencyHigh: the percentile over its window over the threshold (fires above 1)."""
+    """chaos.slo.alerts' SLOLatencyHigh: the percentile over its window over the threshold (fires above 1)."""
     return f"({latency_query(b, LATENCY.percentile, LATENCY_ALERT_WINDOW_S, LATENCY.route)}) / {LATENCY.threshold_ms:g}"
 
 
@@ -322,7 +322,7 @@ def chaos_slo() -> Dashboard:
         uid="serve-core-chaos-slo",
         title="serve-core / Chaos and SLO",
         description="Faults (annotations), availability and error budget, burn rates and the alert conditions of "
-                    "chaos.alerts, server side (serve_core) and client side (the load generator).",
+                    "chaos.slo.alerts, server side (serve_core) and client side (the load generator).",
         annotations=(*FAULT_ANNOTATIONS, DECISION, ALERT_FIRING),
         items=(
             Row(f"SLO: availability {AVAILABILITY.objective:g}, p{LATENCY.percentile:g} under {LATENCY.threshold_ms:g} ms"),
@@ -330,7 +330,7 @@ def chaos_slo() -> Dashboard:
             *burn_panels,
             Panel("Alert conditions (an alert fires above 1)", SERVER.requests, tuple(conditions), unit="none",
                   thresholds=(1.0,), width=24,
-                  description="Each chaos.alerts rule as a number: budget burn, the smaller of the error ratios over "
+                  description="Each chaos.slo.alerts rule as a number: budget burn, the smaller of the error ratios over "
                               "its long and short windows over factor x budget; latency, the percentile over "
                               f"{duration(LATENCY_ALERT_WINDOW_S)} over the threshold."),
             Row("Server and client side by side"),

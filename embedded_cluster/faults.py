@@ -21,14 +21,13 @@ environment, as read from /proc before the kill.
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import sys
 import time
 from typing import Any
 
-from embedded_cluster import processes, ray_nodes
+from embedded_cluster import processes, ray_nodes, victims
 from embedded_cluster.errors import LocalClusterError
 from embedded_cluster.state import ClusterState, ProcessRecord
 
@@ -133,21 +132,12 @@ def kill_replica(state: ClusterState, view: dict[str, Any], deployment: str | No
     """SIGKILL one running replica (chosen with ``seed`` among those matching); returns
     what was killed."""
     names = _node_names(state, view)
-    candidates = []
-    for app_name, a in sorted((_serve(view, backend).get("applications") or {}).items()):
-        for dep_name, d in sorted(a.get("deployments", {}).items()):
-            for r in d.get("replicas", []):
-                where = names.get(r.get("node_id", ""), "")
-                if (r.get("state") == "RUNNING" and r.get("pid") and (app is None or app == app_name)
-                        and (deployment is None or deployment == dep_name) and (node is None or node == where)):
-                    candidates.append({"app": app_name, "deployment": dep_name, "replica_id": r["replica_id"],
-                                       "pid": r["pid"], "node": where})
+    candidates = victims.replica_candidates(view, names, backend, app, deployment, node)
     if not candidates:
         wanted = ", ".join(f"{k}={v}" for k, v in (("app", app), ("deployment", deployment), ("node", node)) if v)
         raise LocalClusterError("no running replica to kill", f"none matches {wanted or 'anything'}",
                                 "check `serve-core cluster status` for deployments and the nodes of their replicas")
-    random.Random(seed).shuffle(candidates)
-    for target in candidates:  # the view may be stale: a replica a rollout or downscale just stopped is gone
+    for target in victims.replica_order(candidates, seed):  # the view may be stale: a replica a rollout or downscale just stopped is gone
         try:
             _kill_serve_process(state, target["pid"], f"replica {target['replica_id']}")
             return target
@@ -157,17 +147,16 @@ def kill_replica(state: ClusterState, view: dict[str, Any], deployment: str | No
 
 
 def kill_proxy(state: ClusterState, view: dict[str, Any], node: str, backend: str = "serve_core") -> dict[str, Any]:
-    names = _node_names(state, view)
-    for node_id, p in (_serve(view, backend).get("proxies") or {}).items():
-        if names.get(node_id) == node and p.get("pid"):
-            _kill_serve_process(state, p["pid"], f"proxy on {node}")
-            return {"node": node, "pid": p["pid"], "address": f"{p.get('host', '')}:{p.get('port', '')}"}
+    proxy = victims.proxy_on(view, _node_names(state, view), node, backend)
+    if proxy is not None:
+        _kill_serve_process(state, proxy["pid"], f"proxy on {node}")
+        return proxy
     raise LocalClusterError(f"no proxy runs on node {node}", "serve_core reports none there",
                             "deploy an application first (proxies start with it) and check `serve-core cluster status`")
 
 
 def kill_controller(state: ClusterState, view: dict[str, Any], backend: str = "serve_core") -> dict[str, Any]:
-    pid = int((view if backend == "serve_core" else _serve(view, backend)).get("controller_pid") or 0)
+    pid = victims.controller_pid(view, backend)
     if not pid:
         raise LocalClusterError("no serve_core controller to kill", view.get("serve_error") or "Ray reports none",
                                 "deploy an application first")
@@ -227,11 +216,6 @@ def _size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0
-
-
-def _serve(view: dict[str, Any], backend: str) -> dict[str, Any]:
-    """The status of ``backend`` (serve_core or ray_serve) in a probe's view."""
-    return (view.get("serve") if backend == "serve_core" else view.get("ray_serve")) or {}
 
 
 def _node_names(state: ClusterState, view: dict[str, Any]) -> dict[str, str]:

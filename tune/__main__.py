@@ -26,7 +26,7 @@ def _overrides(sweep: Sweep, ns: argparse.Namespace) -> Sweep:
     """The sweep with --target and --compare applied, validated again."""
     confirm = sweep.confirm.model_dump(mode="json")
     if getattr(ns, "target", None):
-        from chaos.experiment_loading import parse_target
+        from chaos.spec.loading import parse_target
 
         target = parse_target(ns.target)
         if confirm["target"].get("kind") == target["kind"]:

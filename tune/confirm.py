@@ -1,6 +1,6 @@
 """Real runs: one chaos experiment per setting (the application deployed from a serve config
 carrying the setting's autoscaling_config, the sweep's load and SLOs, its faults), run by
-``chaos.runner.run_experiment`` on the embedded cluster or compose, with serve_core or Ray
+``chaos.run.runner.run_experiment`` on the embedded cluster or compose, with serve_core or Ray
 Serve. The measured figures come from the client's records (latency, availability) and the
 replica gauge read from Prometheus after the run (replica-seconds).
 
@@ -173,10 +173,10 @@ Runner = Callable[[dict[str, Any]], tuple[str, list[str], str, dict[str, Any] | 
 def chaos_runner(out_root: str) -> Runner:
     """Runs an experiment document with the chaos runner; returns (verdict, reasons, run_dir, the
     replicas series entry)."""
-    from chaos.experiment_loading import parse_experiment
-    from chaos.journal import Event, SeriesCollected
-    from chaos.report import ReportListener
-    from chaos.runner import RunOptions, run_experiment
+    from chaos.report.run_report import ReportListener
+    from chaos.run.journal import Event, SeriesCollected
+    from chaos.run.runner import RunOptions, run_experiment
+    from chaos.spec.loading import parse_experiment
 
     def run(doc: dict[str, Any]) -> tuple[str, list[str], str, dict[str, Any] | None]:
         got: dict[str, Any] = {}

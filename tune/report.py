@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from chaos.svg_plot import PALETTE, nice_ticks
+from chaos.report.svg_plot import PALETTE, nice_ticks
 from tune.frontier import Point
 
 J = dict[str, Any]

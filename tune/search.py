@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from chaos.experiment import Fault
-from chaos.slo_spec import SLO, Availability, Latency
+from chaos.slo.spec import SLO, Availability, Latency
+from chaos.spec.experiment import Fault
 from loadgen.schedule import build_schedule
 from tune.simulation_settings import ConstantTime, LognormalTime, SampledTime, SimulationSettings
 from tune.simulator import SimulationResult, percentile, simulate

@@ -25,8 +25,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from chaos.experiment import Application, EmbeddedTarget, Fault, TargetSpec
-from chaos.slo_spec import SLO, Availability, Latency
+from chaos.slo.spec import SLO, Availability, Latency
+from chaos.spec.experiment import Application, EmbeddedTarget, Fault, TargetSpec
 from loadgen.profile import LoadProfile, Trace
 from serve_core.errors import ConfigError
 from tune.simulation_settings import SimulationSettings

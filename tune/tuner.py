@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from chaos.slo_spec import Availability, Latency
+from chaos.slo.spec import Availability, Latency
 from serve_core.config import AutoscalingConfig
 from tune import confirm as cf
 from tune.frontier import Point, pareto

@@ -2,6 +2,6 @@
 app.py's source run with `from ray import serve` in place of `import serve_core as serve`,
 nothing else changed, so both backends serve the very same code."""
 
-from chaos.targets import import_for_backend
+from chaos.targets.deploy_app import import_for_backend
 
 app = import_for_backend("examples.content_understanding.app:app", "ray_serve", swap=True)

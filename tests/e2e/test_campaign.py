@@ -19,11 +19,11 @@ import time
 
 import pytest
 
-from chaos.experiment import Application
-from chaos.health import HealthBounds
-from chaos.health_checker import HealthChecker
-from chaos.resources import cluster_processes
-from chaos.targets import EmbeddedCluster
+from chaos.campaign.checker import HealthChecker
+from chaos.campaign.health import HealthBounds
+from chaos.run.resources import cluster_processes
+from chaos.spec.experiment import Application
+from chaos.targets.embedded import EmbeddedCluster
 from tests.e2e.conftest import REPO, ROOT_MODE, cli_env, embedded_cluster, serve_core
 
 GIVEN = os.environ.get("SERVE_CORE_CAMPAIGN_CLUSTER")

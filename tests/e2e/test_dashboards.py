@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from chaos.targets import proxy_urls_from_status
+from chaos.targets.base import proxy_urls_from_status
 from dashboards import check, definitions
 from tests.e2e.conftest import REPO, cli_env, embedded_cluster, free_port, needs_netns, serve_core
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from chaos.experiment_loading import load_experiment
+from chaos.spec.loading import load_experiment
 from tests.e2e.conftest import REPO, cli_env, embedded_cluster
 
 NAME = "chaosci"

@@ -34,14 +34,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chaos.alert_timeline import alert_conditions, timeline
-from chaos.alerts import BurnWindow, alert_rules, alert_rules_yaml
-from chaos.crosscheck import FIELDS, client_figures, cross_check, read_records
-from chaos.prometheus import Prometheus, PrometheusQueryError, PrometheusUnavailable
-from chaos.slo import Verdict, burn_rate, evaluate
-from chaos.slo_queries import RAY_SERVE_BUCKETS_MS, SERVE_CORE_BUCKETS_S
-from chaos.slo_spec import SLO, Availability, Latency, PromQL, Recovery
-from chaos.timeseries import collect, plot_queries
+from chaos.slo.alert_timeline import alert_conditions, timeline
+from chaos.slo.alerts import BurnWindow, alert_rules, alert_rules_yaml
+from chaos.slo.crosscheck import FIELDS, client_figures, cross_check, read_records
+from chaos.slo.evaluate import Verdict, burn_rate, evaluate
+from chaos.slo.prometheus import Prometheus, PrometheusQueryError, PrometheusUnavailable
+from chaos.slo.queries import RAY_SERVE_BUCKETS_MS, SERVE_CORE_BUCKETS_S
+from chaos.slo.spec import SLO, Availability, Latency, PromQL, Recovery
+from chaos.slo.timeseries import collect, plot_queries
 
 pytestmark = [
     pytest.mark.integration,

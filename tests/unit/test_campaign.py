@@ -1,4 +1,4 @@
-"""Campaigns (chaos.campaign) and the health checks between their runs (chaos.health): the file
+"""Campaigns (chaos.campaign.campaign) and the health checks between their runs (chaos.campaign.health): the file
 format and its errors, the order of runs and checks, the stop rule and the exit status, the
 report, and every pure check against status documents, process counts, usage samples and
 network state as the real commands give them."""
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chaos.campaign import (
+from chaos.campaign.campaign import (
     CampaignRun,
     LoadedCampaign,
     RunOutcome,
@@ -21,10 +21,7 @@ from chaos.campaign import (
     run_campaign,
     verdict_of,
 )
-from chaos.campaign_report import render
-from chaos.cli import main
-from chaos.errors import ExperimentError
-from chaos.health import (
+from chaos.campaign.health import (
     Finding,
     HealthBounds,
     HealthReport,
@@ -40,8 +37,12 @@ from chaos.health import (
     status_findings,
     usage_findings,
 )
-from chaos.health_probe import proxy_urls
-from chaos.resources import MIB, ProcRow, Usage
+from chaos.campaign.probe import proxy_urls
+from chaos.campaign.report import render
+from chaos.cli import main
+from chaos.errors import ExperimentError
+from chaos.run.resources import MIB, Usage
+from chaos.targets.processes import ProcRow
 
 pytestmark = pytest.mark.unit
 
@@ -544,14 +545,14 @@ class FakeClock:
 
 
 def procs(**counts):
-    from chaos.resources import Proc
+    from chaos.targets.processes import Proc
 
     return [Proc(10**7 + i, role, "w1") for role, n in counts.items() for i in range(n)]  # no such pids: not sampled
 
 
 def checker_for(target, clock, commands=None, **bounds):
     """A checker whose commands (ip, iptables, tc) answer from ``commands`` (argv prefix -> stdout)."""
-    from chaos.health_checker import HealthChecker
+    from chaos.campaign.checker import HealthChecker
 
     commands = commands or {"ip netns list": "sc-head\nsc-w1\nsc-w2\n"}  # the namespaces of status()
 

@@ -4,7 +4,7 @@ tests/integration/test_slo_prometheus.py."""
 
 import pytest
 
-from chaos.alert_timeline import (
+from chaos.slo.alert_timeline import (
     AlertExpansionError,
     Firing,
     alert_conditions,
@@ -14,8 +14,8 @@ from chaos.alert_timeline import (
     parse_duration,
     timeline,
 )
-from chaos.alerts import BurnWindow, alert_rules
-from chaos.slo_spec import Availability, Latency, PromQL
+from chaos.slo.alerts import BurnWindow, alert_rules
+from chaos.slo.spec import Availability, Latency, PromQL
 
 pytestmark = pytest.mark.unit
 

@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-import chaos.runner
+import chaos.run.runner
 from chaos.cli import ProgressPrinter, main
-from chaos.journal import Abort, FaultFinished, FaultStarted, LoadStarted, ProbeResult, RunFinished
-from chaos.runner import RunResult
+from chaos.run.journal import Abort, FaultFinished, FaultStarted, LoadStarted, ProbeResult, RunFinished
+from chaos.run.runner import RunResult
 
 pytestmark = pytest.mark.unit
 
@@ -84,18 +84,18 @@ def test_run_exit_status(monkeypatch, tmp_path, verdict, interrupted, code):
         seen.update(exp=exp, options=options)
         return RunResult(verdict, [], str(tmp_path), str(tmp_path / "journal.json"), interrupted)
 
-    monkeypatch.setattr(chaos.runner, "run_experiment", fake_run)
+    monkeypatch.setattr(chaos.run.runner, "run_experiment", fake_run)
     assert main(["run", REPLICA_KILLS, "--out", str(tmp_path), "--seed", "8", "--no-deploy"]) == code
     assert seen["exp"].seed == 8 and seen["options"].out_root == str(tmp_path) and seen["options"].deploy is False
 
 
 def test_run_unreachable_cluster_exits_3(monkeypatch, capsys):
-    from chaos.targets import TargetError
+    from chaos.targets.base import TargetError
 
     def fake_run(exp, listeners, options):
         raise TargetError("cannot reach cluster 'default'", "no state file", "bring it up")
 
-    monkeypatch.setattr(chaos.runner, "run_experiment", fake_run)
+    monkeypatch.setattr(chaos.run.runner, "run_experiment", fake_run)
     assert main(["run", REPLICA_KILLS]) == 3
     assert "error: cannot reach cluster 'default': no state file; bring it up" in capsys.readouterr().err
 

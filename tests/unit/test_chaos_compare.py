@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from chaos.compare import compare, render, row_of
+from chaos.report.compare import compare, render, row_of
 
 pytestmark = pytest.mark.unit
 

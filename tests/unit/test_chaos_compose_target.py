@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
-from chaos.compose_containers import (
+from chaos.spec.schedule import PlannedFault
+from chaos.targets.base import TargetError, snapshot_from_status
+from chaos.targets.compose import ComposeCluster, DockerAPI, ExecResult, HelperState
+from chaos.targets.compose_containers import (
     APPLIED,
     HEAL_SCRIPT,
     HEALED,
@@ -27,14 +30,10 @@ from chaos.compose_containers import (
     netem_command,
     node_containers,
     node_names,
-    replica_candidates,
-    replica_order,
     running_inside,
     status_doc,
 )
-from chaos.compose_target import ComposeCluster, DockerAPI, ExecResult, HelperState
-from chaos.schedule import PlannedFault
-from chaos.targets import TargetError, snapshot_from_status
+from embedded_cluster.victims import replica_candidates, replica_order
 
 pytestmark = pytest.mark.unit
 
@@ -346,11 +345,11 @@ def test_a_missing_project_or_a_dead_node_is_named_with_the_fix():
 
 def test_deploy_runs_the_driver_in_the_head_container():
     d = FakeDocker(DOCS)
-    from chaos.experiment import Application
+    from chaos.spec.experiment import Application
 
     out = cluster(d).deploy(Application(import_path="tests.e2e.fault_app:app"), "serve_core")
     (_, where, argv), = [c for c in d.calls if c[0] == "exec"]
-    assert where == "head" and argv[:4] == ["python", "-m", "chaos.targets", "deploy"]
+    assert where == "head" and argv[:4] == ["python", "-m", "chaos.targets.deploy_app", "deploy"]
     assert out["argv"][:3] == ["docker", "exec", "p-head-1"]
 
 

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from chaos.errors import ExperimentError
-from chaos.experiment import Experiment
-from chaos.experiment_loading import (
+from chaos.spec.experiment import Experiment
+from chaos.spec.loading import (
     apply_overrides,
     load_experiment,
     parse_experiment,

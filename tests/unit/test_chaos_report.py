@@ -10,12 +10,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-import chaos.runner
-from chaos.alert_timeline import alert_conditions
-from chaos.alerts import alert_rules
+import chaos.run.runner
 from chaos.cli import main
-from chaos.crosscheck import ClientRecord
-from chaos.journal import (
+from chaos.report.run_report import ReportListener, pct, recoveries, render, render_html, summarize, write_report
+from chaos.run.journal import (
     FaultFinished,
     FaultStarted,
     LoadStarted,
@@ -24,11 +22,13 @@ from chaos.journal import (
     RunStarted,
     SeriesCollected,
 )
-from chaos.report import ReportListener, pct, recoveries, render, render_html, summarize, write_report
-from chaos.runner import RunResult
-from chaos.slo import judge_recovery
-from chaos.slo_spec import Availability, Latency, Recovery
-from chaos.timeseries import plot_queries
+from chaos.run.runner import RunResult
+from chaos.slo.alert_timeline import alert_conditions
+from chaos.slo.alerts import alert_rules
+from chaos.slo.crosscheck import ClientRecord
+from chaos.slo.evaluate import judge_recovery
+from chaos.slo.spec import Availability, Latency, Recovery
+from chaos.slo.timeseries import plot_queries
 
 pytestmark = pytest.mark.unit
 
@@ -57,7 +57,7 @@ def failed(journal):
                     "whole: recovery = 27.577 (not recovered)"]
     j["client_summary"].update(ok=13480, failed=20, failed_by_cause={"503": 5, "refused": 15}, retried=7)
     _result(j, "during", "availability").update(value=0.9985, verdict="violated", ok=False)
-    # the recovery SLO's detail as chaos.slo writes it: errors 1 s after f0 until 5 s, none after f1,
+    # the recovery SLO's detail as chaos.slo.evaluate writes it: errors 1 s after f0 until 5 s, none after f1,
     # errors from 2 s after f2 to the end
     f0, f1, f2 = (f["started"] for f in j["faults"])
     end = j["steady_state"]["whole"]["end"]
@@ -284,7 +284,7 @@ def test_cli_run_attaches_the_report_listener(monkeypatch, tmp_path, capsys):
             listener(RunFinished(2.0, "passed", [], None, None))
         return RunResult("passed", [], str(tmp_path), str(tmp_path / "journal.json"))
 
-    monkeypatch.setattr(chaos.runner, "run_experiment", fake_run)
+    monkeypatch.setattr(chaos.run.runner, "run_experiment", fake_run)
     assert main(["run", REPLICA_KILLS, "--quiet"]) == 0
     assert capsys.readouterr().out.endswith(f"verdict: PASSED\nreport: {tmp_path / 'report.md'}\nhtml:   {tmp_path / 'report.html'}\n")
     assert (tmp_path / "summary.json").exists() and (tmp_path / "report.html").exists()
@@ -401,7 +401,7 @@ def test_alerts_section_in_markdown_and_summary(journal):
     text = render(j)
     section = text.split("## Alerts that would have fired\n\n")[1].split("\n\n## ")[0]
     assert section.splitlines() == [
-        "3 alert rule(s) of chaos.alerts, windows scaled by 0.1, evaluated every 1.5 s over 90 s of the run.",
+        "3 alert rule(s) of chaos.slo.alerts, windows scaled by 0.1, evaluated every 1.5 s over 90 s of the run.",
         "",
         "| alert | severity | labels | fired at (s) | resolved at (s) |",
         "|---|---|---|---|---|",

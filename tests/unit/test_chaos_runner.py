@@ -8,13 +8,10 @@ import threading
 
 import pytest
 
-from chaos.alert_timeline import alert_conditions
-from chaos.experiment_loading import parse_experiment
-from chaos.journal import Event, SeriesCollected, load_journal
-from chaos.load_driver import LoadProgress, normalize_progress
-from chaos.prometheus import PrometheusQueryError, PrometheusUnavailable, Series
-from chaos.report import write_report
-from chaos.runner import (
+from chaos.report.run_report import write_report
+from chaos.run.journal import Event, SeriesCollected, load_journal
+from chaos.run.load_driver import LoadProgress, normalize_progress
+from chaos.run.runner import (
     ABORTED,
     FAILED,
     PASSED,
@@ -22,9 +19,12 @@ from chaos.runner import (
     RunOptions,
     decide_verdict,
 )
-from chaos.schedule import DeploymentInfo, NodeInfo, Snapshot
-from chaos.steady_state_probe import slo_result_dict
-from chaos.targets import FaultOutcome, TargetError
+from chaos.run.steady_state import slo_result_dict
+from chaos.slo.alert_timeline import alert_conditions
+from chaos.slo.prometheus import PrometheusQueryError, PrometheusUnavailable, Series
+from chaos.spec.loading import parse_experiment
+from chaos.spec.schedule import DeploymentInfo, NodeInfo, Snapshot
+from chaos.targets.base import FaultOutcome, TargetError
 
 pytestmark = pytest.mark.unit
 
@@ -539,7 +539,7 @@ def test_journal_is_valid_json_after_every_event(tmp_path):
 
 
 def test_payloads_of_each_source(tmp_path):
-    from chaos.load_driver import LoadRequest, payloads_of
+    from chaos.run.load_driver import LoadRequest, payloads_of
 
     def request(**kw):
         fields = {"payload": None, "payload_name": None, "payload_file": None, **kw}

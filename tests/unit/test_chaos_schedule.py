@@ -3,8 +3,8 @@ against fake snapshots."""
 
 import pytest
 
-from chaos.experiment_loading import parse_experiment
-from chaos.schedule import DeploymentInfo, NodeInfo, ScheduleError, Snapshot, plan, plan_rollbacks
+from chaos.spec.loading import parse_experiment
+from chaos.spec.schedule import DeploymentInfo, NodeInfo, ScheduleError, Snapshot, plan, plan_rollbacks
 
 pytestmark = pytest.mark.unit
 

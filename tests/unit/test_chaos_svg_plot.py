@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from chaos.svg_plot import PALETTE, Line, Marker, line_plot, log_ticks, nice_ticks
+from chaos.report.svg_plot import PALETTE, Line, Marker, line_plot, log_ticks, nice_ticks
 
 pytestmark = pytest.mark.unit
 

@@ -5,19 +5,13 @@ import json
 
 import pytest
 
-from chaos.experiment import Application, ComposeTarget
-from chaos.schedule import PlannedFault
-from chaos.targets import (
-    CommandResult,
-    EmbeddedCluster,
-    TargetError,
-    deploy_command,
-    fault_args,
-    make_target,
-    proxy_urls_from_status,
-    snapshot_from_status,
-    swap_serve_import,
-)
+from chaos.spec.experiment import Application, ComposeTarget
+from chaos.spec.schedule import PlannedFault
+from chaos.targets import make_target
+from chaos.targets.base import TargetError, deploy_command, proxy_urls_from_status, snapshot_from_status
+from chaos.targets.commands import CommandResult
+from chaos.targets.deploy_app import swap_serve_import
+from chaos.targets.embedded import EmbeddedCluster, fault_args
 
 pytestmark = pytest.mark.unit
 
@@ -92,23 +86,23 @@ def test_fault_args_per_action():
 def test_deploy_command_per_backend():
     app = Application(import_path="tests.e2e.fault_app:app", route="/api", name="web")
     assert deploy_command(app, "serve_core", python="py")[:6] == [
-        "py", "-m", "chaos.targets", "deploy", "--backend", "serve_core"]
+        "py", "-m", "chaos.targets.deploy_app", "deploy", "--backend", "serve_core"]
     rs = deploy_command(app, "ray_serve", python="py")
-    assert rs == ["py", "-m", "chaos.targets", "deploy", "--backend", "ray_serve", "--name", "web",
+    assert rs == ["py", "-m", "chaos.targets.deploy_app", "deploy", "--backend", "ray_serve", "--name", "web",
                   "--route-prefix", "/api", "--swap-import", "tests.e2e.fault_app:app"]
     native = Application(import_path="tests.e2e.fault_app:app", swap_import=False)
     assert deploy_command(native, "serve_core", python="py") == [  # the driver also stops the other backend
-        "py", "-m", "chaos.targets", "deploy", "--backend", "serve_core", "--name", "default", "--route-prefix", "/",
+        "py", "-m", "chaos.targets.deploy_app", "deploy", "--backend", "serve_core", "--name", "default", "--route-prefix", "/",
         "tests.e2e.fault_app:app"]
     per_backend = Application(import_paths={"ray_serve": "a.b:app", "serve_core": "c.d:app"})
     assert deploy_command(per_backend, "ray_serve", python="py")[-1] == "a.b:app"
     assert "--swap-import" not in deploy_command(per_backend, "ray_serve", python="py")
     # Configs go through a driver that stops the other backend first (both listen on port 8000).
     assert deploy_command(Application(config="serve.yaml"), "ray_serve", python="py") == [
-        "py", "-m", "chaos.deploy_config", "--backend", "ray_serve", "serve.yaml"]
+        "py", "-m", "chaos.targets.deploy_config", "--backend", "ray_serve", "serve.yaml"]
     fresh = Application(config="serve.yaml", fresh=True)  # and deletes the app first
     assert deploy_command(fresh, "ray_serve", python="py") == [
-        "py", "-m", "chaos.deploy_config", "--backend", "ray_serve", "--fresh", "serve.yaml"]
+        "py", "-m", "chaos.targets.deploy_config", "--backend", "ray_serve", "--fresh", "serve.yaml"]
     # A config with serve_core-only fields (idempotent) and its Ray Serve twin.
     twin = Application(config="serve.yaml", configs={"ray_serve": "serve_rs.yaml"})
     assert deploy_command(twin, "ray_serve", python="py")[-1] == "serve_rs.yaml"
@@ -158,7 +152,7 @@ def test_swap_serve_import():
 
 
 def test_compose_targets_are_driven_by_the_compose_cluster():
-    from chaos.compose_target import ComposeCluster
+    from chaos.targets.compose import ComposeCluster
 
     target = make_target(ComposeTarget(project="p"), backend="ray_serve")  # no Docker call yet
     assert isinstance(target, ComposeCluster)
@@ -269,7 +263,7 @@ def test_a_deploy_fault_applies_its_config_through_cluster_exec():
     c = EmbeddedCluster("c1", cli=["sc"], runner=runner, backend="serve_core")
     out = c.inject(pf("deploy", args={"config": "examples/rollout/serve_v2.yaml"}))
     assert out.ok and out.output["detail"]["config"] == "examples/rollout/serve_v2.yaml"
-    assert runner.calls[0][0][-4:] == ["chaos.deploy_config", "--backend", "serve_core", "examples/rollout/serve_v2.yaml"]
+    assert runner.calls[0][0][-4:] == ["chaos.targets.deploy_config", "--backend", "serve_core", "examples/rollout/serve_v2.yaml"]
     failed = c.inject(pf("deploy", args={"config": "examples/rollout/serve_v2.yaml"}))
     assert not failed.ok and "rolled back" in failed.error
 

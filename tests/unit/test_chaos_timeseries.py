@@ -5,9 +5,9 @@ import math
 
 import pytest
 
-from chaos.crosscheck import ClientRecord
-from chaos.prometheus import PrometheusQueryError, PrometheusUnavailable, Series
-from chaos.timeseries import Collector, bin_records, collect, entry, entry_series, plot_queries, range_step
+from chaos.slo.crosscheck import ClientRecord
+from chaos.slo.prometheus import PrometheusQueryError, PrometheusUnavailable, Series
+from chaos.slo.timeseries import Collector, bin_records, collect, entry, entry_series, plot_queries, range_step
 
 pytestmark = pytest.mark.unit
 

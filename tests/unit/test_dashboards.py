@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chaos.alerts import alert_rules
+from chaos.slo.alerts import alert_rules
 from dashboards import build, definitions, provision
 from dashboards.check import DEFAULT_VALUES, has_value, parse_label_values
 from dashboards.grafana_model import (
@@ -206,7 +206,7 @@ def test_annotations_query_prometheus_through_the_datasource() -> None:
 
 def test_slo_panels_use_chaos_queries_and_alert_limits() -> None:
     """The burn rates and alert conditions are built from the very recording rules and limits that
-    chaos.alerts writes for the same SLOs."""
+    chaos.slo.alerts writes for the same SLOs."""
     exprs = [q.expr for p in definitions.chaos_slo().panels() for q in p.queries]
     text = "\n".join(exprs)
     for b in (definitions.SERVER, definitions.CLIENT):

@@ -10,8 +10,10 @@ import sys
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
-from embedded_cluster import commands, faults, layout, processes, prometheus, ray_nodes, redis, status
+from embedded_cluster import commands, faults, layout, processes, prometheus, ray_nodes, redis, status, victims
 from embedded_cluster.errors import LocalClusterError, MissingBinaryError
 from embedded_cluster.processes import require_binary
 from embedded_cluster.state import ClusterState, ProcessRecord, load, write_atomic
@@ -305,3 +307,41 @@ def test_freeze_stops_the_nodes_process_tree_and_thaw_resumes_it(tmp_path):
     finally:
         os.killpg(node.pid, signal.SIGKILL)
         node.wait()
+
+
+# -- victims: the process a fault hits, chosen the same on every target --------------------------
+
+def _view(replicas):
+    return {"serve": {"applications": {"app": {"deployments": {
+        dep: {"replicas": [r for r in replicas if r["dep"] == dep]} for dep in ("A", "B")}}}}}
+
+
+_replica = st.fixed_dictionaries({
+    "dep": st.sampled_from(["A", "B"]), "state": st.sampled_from(["RUNNING", "STARTING", "STOPPING"]),
+    "pid": st.integers(0, 50), "node_id": st.sampled_from(["n1", "n2"]), "replica_id": st.uuids().map(str)})
+
+
+@given(st.lists(_replica, max_size=12), st.sampled_from([None, "A", "B"]), st.sampled_from([None, "head", "w1"]),
+       st.integers(0, 2**32))
+def test_a_seeded_kill_tries_only_matching_running_replicas_in_the_same_order_every_time(replicas, dep, node, seed):
+    names = {"n1": "head", "n2": "w1"}
+    found = victims.replica_candidates(_view(replicas), names, deployment=dep, node=node)
+    assert all(r["state"] == "RUNNING" and r["pid"] for r in replicas if r["replica_id"] in {c["replica_id"] for c in found})
+    assert all(dep in (None, c["deployment"]) and node in (None, c["node"]) for c in found)
+    matching = [r for r in replicas if r["state"] == "RUNNING" and r["pid"] and dep in (None, r["dep"])
+                and node in (None, names[r["node_id"]])]
+    assert len(found) == len(matching)
+    order = victims.replica_order(found, seed)
+    assert sorted(map(str, order)) == sorted(map(str, found)) and order == victims.replica_order(found, seed)
+
+
+def test_the_proxy_and_controller_of_the_backend_asked_for():
+    view = {"serve": {"proxies": {"n1": {"pid": 11, "host": "10.0.0.1", "port": 8000}}, "controller_pid": 5},
+            "ray_serve": {"proxies": {"n2": {"pid": 22, "host": "0.0.0.0", "port": 8000}}, "controller_pid": 6},
+            "controller_pid": 5}
+    names = {"n1": "head", "n2": "w1"}
+    assert victims.proxy_on(view, names, "head") == {"node": "head", "pid": 11, "address": "10.0.0.1:8000"}
+    assert victims.proxy_on(view, names, "w1") is None
+    assert victims.proxy_on(view, names, "w1", "ray_serve")["pid"] == 22
+    assert victims.controller_pid(view) == 5 and victims.controller_pid(view, "ray_serve") == 6
+    assert victims.controller_pid({}) == 0

@@ -6,7 +6,7 @@ Valid documents, generated within every bound and cross-field rule, load and rou
 Invalid ones are generated from the models themselves: every numeric field with a bound, at any
 depth, gets a value past it, a value of the wrong type, or a sibling key that does not exist; the
 error must name that field by its path (``serve_core.config.parse`` raises ConfigError with
-``field``; ``chaos.experiment_loading.parse_experiment`` raises ExperimentError with ``path``).
+``field``; ``chaos.spec.loading.parse_experiment`` raises ExperimentError with ``path``).
 New fields are covered as they are added.
 """
 
@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from chaos.errors import ExperimentError
-from chaos.experiment import MAX_WORKERS, Experiment
-from chaos.experiment_loading import parse_experiment
-from chaos.slo_queries import SLOError, parse_slos
+from chaos.slo.queries import SLOError, parse_slos
+from chaos.spec.experiment import MAX_WORKERS, Experiment
+from chaos.spec.loading import parse_experiment
 from serve_core import config
 from serve_core.config import AutoscalingConfig, DeploymentOptions, HTTPOptions, ServeConfig, parse
 from serve_core.errors import ConfigError

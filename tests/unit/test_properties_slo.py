@@ -9,9 +9,15 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from chaos.crosscheck import ClientRecord, ServerFigures, bucket_of, client_figures, compare, percentile_nearest_rank
-from chaos.prometheus import Sample, Series
-from chaos.slo import (
+from chaos.slo.crosscheck import (
+    ClientRecord,
+    ServerFigures,
+    bucket_of,
+    client_figures,
+    compare,
+    percentile_nearest_rank,
+)
+from chaos.slo.evaluate import (
     SLOError,
     Verdict,
     burn_rate_from_ratio,
@@ -22,8 +28,9 @@ from chaos.slo import (
     recovery_times,
     single_value,
 )
-from chaos.slo_queries import BACKENDS
-from chaos.slo_spec import Availability, Latency, Recovery
+from chaos.slo.prometheus import Sample, Series
+from chaos.slo.queries import BACKENDS
+from chaos.slo.spec import Availability, Latency, Recovery
 from loadgen.summary import percentile as loadgen_percentile
 from tune.simulator import percentile as simulator_percentile
 

@@ -1,4 +1,4 @@
-"""chaos.resources: which processes are the cluster's, their roles, the trend of each (least-squares
+"""chaos.run.resources: which processes are the cluster's, their roles, the trend of each (least-squares
 slope and its band, a verdict) and how a run samples and judges them; and the hour soak's plan.
 
 The trend is pure and tested with hypothesis; the runner's sampling reads a real process (this one)
@@ -11,33 +11,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chaos.errors import ExperimentError
-from chaos.experiment_loading import load_experiment, parse_experiment
-from chaos.report import render, write_report
-from chaos.resources import (
+from chaos.report.figures import resource_rows, resource_summary
+from chaos.report.run_report import render, write_report
+from chaos.run.resources import (
     FLAT,
     GROWING,
-    HOST,
     MIB,
     SHORT,
-    Proc,
-    ProcRow,
-    ResourceCheck,
     Series,
     Usage,
     fit,
     judge,
     judge_series,
-    place_containers,
-    place_embedded,
     results,
-    role_of,
     sample,
     series_of,
     verdict,
 )
-from chaos.run_figures import resource_rows, resource_summary
-from chaos.runner import FAILED, PASSED
-from chaos.schedule import Snapshot, plan
+from chaos.run.runner import FAILED, PASSED
+from chaos.spec.loading import load_experiment, parse_experiment
+from chaos.spec.resource_check import ResourceCheck
+from chaos.spec.schedule import Snapshot, plan
+from chaos.targets.processes import HOST, Proc, ProcRow, place_containers, place_embedded, role_of
 from tests.unit.test_chaos_runner import Harness, experiment
 
 pytestmark = pytest.mark.unit

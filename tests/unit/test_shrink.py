@@ -1,4 +1,4 @@
-"""chaos.shrink, chaos.shrink_search, chaos.shrink_schedule: the search (ddmin, simplify, the budget) as pure logic against predicates,
+"""chaos.shrink.shrink, chaos.shrink.search, chaos.shrink.schedule: the search (ddmin, simplify, the budget) as pure logic against predicates,
 the pinning of a run's planned schedule into an explicit experiment, the judging of a run's
 failure, and the shrinker's output against a candidate runner that writes journals."""
 
@@ -16,20 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaos import cli
-from chaos.experiment_loading import load_experiment, parse_experiment
-from chaos.schedule import Snapshot, plan
-from chaos.shrink import (
-    EXIT_ERROR,
-    EXIT_FOUND,
-    EXIT_INTERRUPTED,
-    EXIT_NOT_REPRODUCED,
-    MINIMAL_FILE,
-    SUMMARY_FILE,
-    Shrinker,
-    ShrinkError,
-    ShrinkOptions,
-)
-from chaos.shrink_schedule import (
+from chaos.shrink.schedule import (
     FAILED_REQUESTS,
     Pinned,
     candidate_experiment,
@@ -41,8 +28,21 @@ from chaos.shrink_schedule import (
     pin,
     simplify_steps,
 )
-from chaos.shrink_search import Exhausted, Memo, ddmin, simplify
-from chaos.targets import TargetError
+from chaos.shrink.search import Exhausted, Memo, ddmin, simplify
+from chaos.shrink.shrink import (
+    EXIT_ERROR,
+    EXIT_FOUND,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_REPRODUCED,
+    MINIMAL_FILE,
+    SUMMARY_FILE,
+    Shrinker,
+    ShrinkError,
+    ShrinkOptions,
+)
+from chaos.spec.loading import load_experiment, parse_experiment
+from chaos.spec.schedule import Snapshot, plan
+from chaos.targets.base import TargetError
 
 # -- the search ---------------------------------------------------------------------------------
 

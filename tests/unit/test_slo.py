@@ -6,8 +6,7 @@ import math
 
 import pytest
 
-from chaos.prometheus import PrometheusQueryError, Sample, Series
-from chaos.slo import (
+from chaos.slo.evaluate import (
     FaultRecovery,
     SLOError,
     Verdict,
@@ -22,8 +21,9 @@ from chaos.slo import (
     recovery_times,
     single_value,
 )
-from chaos.slo_queries import BACKENDS
-from chaos.slo_spec import SLO, Availability, Latency, PromQL, Recovery
+from chaos.slo.prometheus import PrometheusQueryError, Sample, Series
+from chaos.slo.queries import BACKENDS
+from chaos.slo.spec import SLO, Availability, Latency, PromQL, Recovery
 
 pytestmark = pytest.mark.unit
 

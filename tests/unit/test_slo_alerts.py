@@ -3,9 +3,9 @@
 import pytest
 import yaml
 
-from chaos.alerts import SHORT_RUN_WINDOWS, SRE_WORKBOOK_WINDOWS, BurnWindow, alert_rules, alert_rules_yaml
-from chaos.slo_queries import SLOError
-from chaos.slo_spec import SLO, Availability, Latency, PromQL, Recovery
+from chaos.slo.alerts import SHORT_RUN_WINDOWS, SRE_WORKBOOK_WINDOWS, BurnWindow, alert_rules, alert_rules_yaml
+from chaos.slo.queries import SLOError
+from chaos.slo.spec import SLO, Availability, Latency, PromQL, Recovery
 
 pytestmark = pytest.mark.unit
 

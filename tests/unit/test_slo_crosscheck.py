@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from chaos.crosscheck import (
+from chaos.slo.crosscheck import (
     FIELDS,
     ClientFigures,
     ClientRecord,
@@ -19,7 +19,7 @@ from chaos.crosscheck import (
     percentile_nearest_rank,
     read_records,
 )
-from chaos.slo_queries import BACKENDS
+from chaos.slo.queries import BACKENDS
 
 pytestmark = pytest.mark.unit
 

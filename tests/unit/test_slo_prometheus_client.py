@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from chaos.prometheus import (
+from chaos.slo.prometheus import (
     Prometheus,
     PrometheusError,
     PrometheusQueryError,

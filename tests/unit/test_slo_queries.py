@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from chaos.slo_queries import (
+from chaos.slo.queries import (
     BACKENDS,
     SLOError,
     availability_query,
@@ -17,7 +17,7 @@ from chaos.slo_queries import (
     promql_query,
     requests_query,
 )
-from chaos.slo_spec import Availability, Latency, PromQL, Recovery
+from chaos.slo.spec import Availability, Latency, PromQL, Recovery
 
 pytestmark = pytest.mark.unit
 

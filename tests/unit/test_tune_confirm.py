@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from chaos.experiment_loading import parse_experiment
+from chaos.spec.loading import parse_experiment
 from serve_core.config import ServeConfig
 from tests.unit.test_tune_sweep import doc
 from tune import confirm as cf

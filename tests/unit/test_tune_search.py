@@ -2,7 +2,7 @@
 
 import pytest
 
-from chaos.slo_spec import Availability, Latency
+from chaos.slo.spec import Availability, Latency
 from tests.unit.test_tune_sweep import doc
 from tune.search import (
     candidates,

@@ -1,0 +1,653 @@
+"""The docker compose cluster (compose/docker-compose.yml) as a chaos target: ``--target compose:PROJECT``.
+
+``ComposeCluster`` implements the runner's ``Target`` (chaos.targets.embedded) with the Docker API (the
+``docker`` package; the socket at /var/run/docker.sock) on the containers of one compose
+project, found by compose's labels: the ``head`` service is node ``head``, the ``worker``
+service's container N is node ``wN``. What Ray and serve_core run is read by serve_core's
+probe (``python -m embedded_cluster.probe``, the program behind `serve-core cluster
+status`) inside the head container, which prints Ray's nodes and serve_core's status with
+every replica's, proxy's and the controller's pid.
+
+| action | in compose |
+|---|---|
+| kill-replica, kill-proxy, kill-controller | ``kill -9 PID`` in the container of the node serve_core reports it on |
+| kill-gcs | the head container killed, started again ``down_for_s`` later (GCS, controller, head proxy) |
+| kill-node | the node's container killed (SIGKILL); restart-node starts it again and waits for Ray |
+| partition | every packet in and out dropped (iptables): a cut cable; ``mode: freeze``: the container paused (its kernel still answers TCP) |
+| netem | ``tc qdisc netem``; without the netem qdisc loss uses iptables |
+| heal | unpaused, qdisc and iptables rules removed |
+| cpu-burn | busy loops exec'ed in the container |
+
+The node containers hold no NET_ADMIN. A network fault (partition's cut, netem, heal) runs in a
+short-lived helper container: the node's own image, as root with only NET_ADMIN and NET_RAW, in
+the node's network namespace (``network_mode: container:ID``, `docker run --network
+container:ID --cap-add NET_ADMIN`), nothing else of the node shared. A held fault's helper lives
+for the fault: it heals when the runner stops it (SIGTERM), or by itself shortly after the fault
+should have ended, so a runner that dies leaves no cut behind. A fault without a duration is
+applied by a helper that exits at once and stays until ``heal`` (which also stops any helper
+still running for the node). ``SERVE_CORE_NET_HELPER_IMAGE`` names another image with sh, tc
+and iptables.
+
+Addresses: run inside the project's network (the opt-in compose ``chaos`` service), proxies and
+Prometheus are reached at their container addresses; from the host, at the ports the
+compose file publishes on 127.0.0.1. The selection and parsing logic is pure
+(chaos.targets.compose_containers) and tested without Docker (tests/unit/test_chaos_compose_target.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from chaos.spec.experiment import Application
+from chaos.spec.schedule import PlannedFault, Snapshot
+from chaos.targets.base import (
+    Deploys,
+    FaultOutcome,
+    TargetError,
+    deploy_command,
+    http_status,
+    json_object,
+    proxy_urls_from_status,
+    snapshot_from_status,
+    tail,
+    wait_answering,
+)
+from chaos.targets.compose_containers import (
+    APPLIED,
+    HEAD_SERVICE,
+    HELPER_LABEL,
+    PROJECT_LABEL,
+    PROMETHEUS_SERVICE,
+    Container,
+    container_from_attrs,
+    cut_apply,
+    endpoint,
+    heal_script,
+    helper_how,
+    helper_script,
+    netem_apply,
+    node_containers,
+    node_names,
+    running_inside,
+    status_doc,
+)
+from embedded_cluster.victims import controller_pid, proxy_on, replica_candidates, replica_order
+
+PROXY_PORT, PROMETHEUS_PORT, GCS_PORT = 8000, 9090, 6379
+STARTED_MARKER = "Ray runtime started"
+PROBE_TIMEOUT_S = 60.0
+STARTUP_WAIT_S = 240.0  # how long check() waits for a project just brought up (Ray took ~94 s here)
+STARTUP_POLL_S, STARTUP_SAY_EVERY_S = 3.0, 15.0
+KILL_WAIT_S = 10.0
+START_TIMEOUT_S = 120.0
+HELPER_TIMEOUT_S = 60.0  # a network-fault helper applies (or heals) within this, or the fault fails
+BURN = "import time, sys\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end: pass"
+
+
+# -- the Docker seam ----------------------------------------------------------------------------
+
+
+@dataclass
+class ExecResult:
+    code: int | None  # None: timed out
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class HelperState:
+    """A network-fault helper container as last seen."""
+
+    running: bool
+    code: int | None  # its exit code once it exited
+    stdout: str
+    stderr: str
+
+
+class Docker(Protocol):
+    """What the target asks of Docker (``DockerAPI``; tests use a fake)."""
+
+    def containers(self, project: str) -> list[Container]: ...
+
+    def exec(self, container: Container, argv: list[str], timeout_s: float) -> ExecResult: ...
+
+    def kill(self, container: Container) -> None: ...
+
+    def start(self, container: Container) -> None: ...
+
+    def pause(self, container: Container) -> None: ...
+
+    def unpause(self, container: Container) -> None: ...
+
+    def logs_since(self, container: Container, since: float) -> str: ...
+
+    def run_helper(self, target: Container, script: str) -> str:
+        """Start a network-fault helper running ``sh -c script`` in ``target``'s network namespace
+        (root, NET_ADMIN); its id."""
+        ...
+
+    def helper_state(self, helper: str) -> HelperState: ...
+
+    def stop_helper(self, helper: str) -> None:
+        """SIGTERM to a helper (a held fault's helper heals and exits); nothing if it has exited."""
+        ...
+
+    def remove_helper(self, helper: str) -> None: ...
+
+    def helpers_of(self, target: Container) -> list[str]:
+        """The helpers (running or exited, not removed) acting in ``target``."""
+        ...
+
+
+class DockerAPI:
+    """``Docker`` with the docker package (imported, and the socket opened, on first use)."""
+
+    def __init__(self) -> None:
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                try:
+                    import docker
+                except ImportError:
+                    raise TargetError("cannot drive docker compose", "the docker package is missing",
+                                      "pip install docker (the project image has it)") from None
+                try:
+                    self._client = docker.from_env(timeout=120)
+                    self._client.ping()
+                except Exception as e:
+                    self._client = None
+                    raise TargetError("cannot reach the Docker engine", f"{type(e).__name__}: {e}",
+                                      "start dockerd (bash compose/dockerd.sh start) or mount /var/run/docker.sock") from None
+            return self._client
+
+    def containers(self, project: str) -> list[Container]:
+        found = self.client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={project}"})
+        return [container_from_attrs(c.attrs, project) for c in found]
+
+    def exec(self, container: Container, argv: list[str], timeout_s: float) -> ExecResult:
+        wrapped = ["timeout", "-s", "KILL", f"{max(1, int(timeout_s))}", *argv]
+        try:
+            code, (out, err) = self.client.containers.get(container.id).exec_run(wrapped, demux=True, workdir="/app")
+        except Exception as e:
+            return ExecResult(125, "", f"docker exec failed: {type(e).__name__}: {e}")
+        text = (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
+        return ExecResult(None if code in (124, 137) else code, *text)
+
+    def kill(self, container: Container) -> None:
+        self.client.containers.get(container.id).kill()
+
+    def start(self, container: Container) -> None:
+        self.client.containers.get(container.id).start()
+
+    def pause(self, container: Container) -> None:
+        self.client.containers.get(container.id).pause()
+
+    def unpause(self, container: Container) -> None:
+        self.client.containers.get(container.id).unpause()
+
+    def logs_since(self, container: Container, since: float) -> str:
+        raw = self.client.containers.get(container.id).logs(since=int(since), stdout=True, stderr=True)
+        return bytes(raw).decode(errors="replace")
+
+    def run_helper(self, target: Container, script: str) -> str:
+        image = os.environ.get("SERVE_CORE_NET_HELPER_IMAGE") or target.image
+        if not image:
+            raise TargetError(f"cannot start a network-fault helper for {target.name}", "its image is unknown",
+                              "set SERVE_CORE_NET_HELPER_IMAGE to an image with sh, tc and iptables")
+        helper = self.client.containers.run(
+            image, ["-c", script], entrypoint=["/bin/sh"], detach=True, user="0:0",
+            network_mode=f"container:{target.id}", cap_drop=["ALL"], cap_add=["NET_ADMIN", "NET_RAW"],
+            labels={HELPER_LABEL: target.id}, name=f"{target.name}-netfault-{uuid.uuid4().hex[:8]}")
+        return str(helper.id)
+
+    def helper_state(self, helper: str) -> HelperState:
+        c = self.client.containers.get(helper)
+        state = c.attrs.get("State") or {}
+        running = bool(state.get("Running"))
+        out = bytes(c.logs(stdout=True, stderr=False)).decode(errors="replace")
+        err = bytes(c.logs(stdout=False, stderr=True)).decode(errors="replace")
+        return HelperState(running, None if running else int(state.get("ExitCode", 125)), out, err)
+
+    def stop_helper(self, helper: str) -> None:
+        try:
+            self.client.containers.get(helper).kill(signal="SIGTERM")
+        except Exception as e:  # exited or removed already: fine
+            if not any(w in str(e) for w in ("is not running", "No such container", "Not Found", "404")):
+                raise
+
+    def remove_helper(self, helper: str) -> None:
+        try:
+            self.client.containers.get(helper).remove(force=True)
+        except Exception as e:  # removed already (a heal and the fault's own end race): fine
+            if not any(w in str(e) for w in ("No such container", "Not Found", "404", "already in progress")):
+                raise
+
+    def helpers_of(self, target: Container) -> list[str]:
+        found = self.client.containers.list(all=True, filters={"label": f"{HELPER_LABEL}={target.id}"})
+        return [str(c.id) for c in found]
+
+
+# -- the target ---------------------------------------------------------------------------------
+
+
+class ComposeCluster(Deploys):
+    """The containers of compose project ``project``, driven through the Docker API."""
+
+    python = "python"  # the image's interpreter
+
+    def __init__(self, project: str, backend: str = "serve_core", docker: Docker | None = None,
+                 get: Callable[[str], int | None] = http_status, sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
+                 hostname: str | None = None, wait: Callable[[float], Any] | None = None,
+                 say: Callable[[str], None] = lambda m: print(f"[chaos] {m}", file=sys.stderr, flush=True)) -> None:
+        self.project, self.backend = project, backend
+        self.say = say
+        self.docker: Docker = docker or DockerAPI()
+        self.get, self.sleep, self.monotonic, self.wall = get, sleep, monotonic, wall
+        self.hostname = socket.gethostname() if hostname is None else hostname
+        self.description = f"compose:{project}"
+        self._stop = threading.Event()  # set by interrupt(): held faults end now
+        self._wait = wait or self._stop.wait  # how a held fault waits (returns early on interrupt)
+        self._deployed: tuple[Application, str] | None = None
+
+    # -- reading --
+
+    def containers(self) -> list[Container]:
+        found = self.docker.containers(self.project)
+        if not any(c.service == HEAD_SERVICE for c in found):
+            raise TargetError(f"cannot find compose project {self.project!r}", "no `head` container has its label",
+                              f"bring it up: docker compose -p {self.project} -f compose/docker-compose.yml up -d "
+                              "--scale worker=2 (or pass --target compose:PROJECT of a running one)")
+        return found
+
+    def nodes(self, containers: list[Container] | None = None) -> dict[str, Container]:
+        return node_containers(containers if containers is not None else self.containers())
+
+    def _inside(self, containers: list[Container]) -> bool:
+        return running_inside(containers, self.hostname)
+
+    def probe(self, nodes: dict[str, Container]) -> tuple[dict[str, Any] | None, str]:
+        """serve_core's probe in the head container: (its view, "") or (None, why not)."""
+        head = nodes.get("head")
+        if head is None or not head.running:
+            return None, f"the head container is {head.status if head else 'missing'}"
+        r = self.docker.exec(head, ["python", "-m", "embedded_cluster.probe", "--address",
+                                    f"{head.address}:{GCS_PORT}"], PROBE_TIMEOUT_S)
+        doc = json_object(r.stdout)
+        if r.code is None:
+            return None, f"the probe did not answer within {PROBE_TIMEOUT_S:.0f}s"
+        if doc is None or "error" in doc:
+            return None, str((doc or {}).get("error") or tail(r.stderr or r.stdout) or f"probe exit {r.code}")
+        return doc, ""
+
+    def status(self) -> dict[str, Any]:
+        nodes = self.nodes()
+        view, error = self.probe(nodes)
+        return status_doc(nodes, view, error)
+
+    def check(self) -> Snapshot:
+        """The cluster's snapshot once it answers. A project just brought up (`up -d` returns
+        in seconds; Ray and serve_core take a minute or more) is waited for, with progress,
+        up to STARTUP_WAIT_S; a stopped container fails at once."""
+        started, said = self.monotonic(), -math.inf
+        while True:
+            doc = self.status()
+            snap = None if doc.get("ray_error") else snapshot_from_status(doc, self.backend)
+            stopped = [n for n, c in self.nodes().items() if not c.running]
+            if stopped:
+                raise TargetError(f"compose project {self.project!r} is not whole", f"node(s) {', '.join(stopped)} are down",
+                                  f"start them (docker compose -p {self.project} up -d --scale worker=N) before the experiment")
+            why = str(doc["ray_error"]) if snap is None else ", ".join(
+                f"node {n.name} has not joined Ray" for n in snap.nodes if not n.alive)
+            if not why:
+                return snap  # type: ignore[return-value]  # why is empty only with a snapshot
+            waited = self.monotonic() - started
+            if waited >= STARTUP_WAIT_S:
+                raise TargetError(f"compose project {self.project!r} is up but Ray does not answer",
+                                  f"still not after {STARTUP_WAIT_S:.0f}s: {why}",
+                                  f"check the head: docker compose -p {self.project} logs head")
+            if waited - said >= STARTUP_SAY_EVERY_S:
+                said = waited
+                self.say(f"compose project {self.project!r} is starting ({tail(why, 120)}); waiting up to "
+                         f"{STARTUP_WAIT_S:.0f}s, {waited:.0f}s so far")
+            self.sleep(STARTUP_POLL_S)
+
+    def snapshot(self) -> Snapshot:
+        return snapshot_from_status(self.status(), self.backend)
+
+    # -- deploying and addresses --
+
+    def deploy(self, app: Application, backend: str) -> dict[str, Any]:
+        head = self.nodes().get("head")
+        assert head is not None
+        argv = deploy_command(app, backend, python="python")
+        t = self.monotonic()
+        r = self.docker.exec(head, argv, app.ready_timeout_s)
+        if r.code != 0:
+            cause = "timed out" if r.code is None else tail(r.stderr or r.stdout) or f"exit {r.code}"
+            raise TargetError(f"deploying {app.deploys(backend)} with {backend} failed", cause,
+                              f"run it by hand: docker exec {head.name} {' '.join(argv)}")
+        self._deployed, self.backend = (app, backend), backend
+        return {"argv": ["docker", "exec", head.name, *argv], "output": tail(r.stdout, 2000),
+                "took_s": self.monotonic() - t}
+
+    def wait_ready(self, urls: list[str], route: str, timeout_s: float) -> None:
+        wait_answering(self, urls, route, timeout_s, f"check the replicas: docker compose -p {self.project} logs head worker")
+
+    def proxy_urls(self, backend: str, which: list[str]) -> list[str]:
+        containers = self.containers()
+        nodes, inside = self.nodes(containers), self._inside(containers)
+        view, error = self.probe(nodes)
+        doc = status_doc(nodes, view, error)
+        urls = []
+        for url in proxy_urls_from_status(doc, backend, which):
+            host, _, _ = url.removeprefix("http://").rpartition(":")
+            c = next((c for c in nodes.values() if c.address == host), None)
+            where = endpoint(c, PROXY_PORT, inside) if c is not None else None
+            if where:
+                urls.append(f"http://{where}")
+        if not urls:
+            raise TargetError(f"no proxy for {backend} on {', '.join(which)}",
+                              error or "serve_core reports none there (or none is published)",
+                              "deploy the application first, or choose other load.proxies")
+        return urls
+
+    def prometheus_url(self) -> str:
+        if os.environ.get("SERVE_CORE_COMPOSE_PROMETHEUS_URL"):
+            return os.environ["SERVE_CORE_COMPOSE_PROMETHEUS_URL"]
+        containers = self.containers()
+        prom = next((c for c in containers if c.service == PROMETHEUS_SERVICE and c.running), None)
+        where = endpoint(prom, PROMETHEUS_PORT, self._inside(containers)) if prom else None
+        if not where:
+            raise TargetError(f"compose project {self.project!r} has no reachable Prometheus",
+                              "its prometheus container is not running (or not published)",
+                              f"docker compose -p {self.project} up -d prometheus")
+        return f"http://{where}"
+
+    def processes(self) -> list[Any]:
+        """Every process of the project's running containers as this host sees them, by cgroup
+        (chaos.targets.processes.Proc; node: head, w1, ... or the service's name)."""
+        from chaos.targets.processes import container_processes
+
+        containers = self.containers()
+        if self._inside(containers):
+            raise TargetError("cannot see the containers' processes", "the runner runs inside a container of "
+                              "the project", "run the chaos runner on the host to sample resources")
+        return container_processes({c.id: c.node or c.service for c in containers if c.running and not c.oneoff})
+
+    @property
+    def load_metrics_host(self) -> str:
+        """Where the load generator's metrics listen: in a container on the compose network (the
+        opt-in runner), on its interfaces, for Prometheus; on the host, on loopback only."""
+        try:
+            return "0.0.0.0" if self._inside(self.containers()) else "127.0.0.1"
+        except TargetError:
+            return "127.0.0.1"
+
+    def add_scrape_targets(self, endpoints: list[str]) -> None:
+        """Have Prometheus scrape the load generator, when it runs where Prometheus reaches it."""
+        directory = os.environ.get("SERVE_CORE_COMPOSE_TARGETS_DIR")
+        reachable = [e for e in endpoints if not e.startswith(("127.", "localhost"))]
+        if directory and os.path.isdir(directory) and reachable:
+            path = os.path.join(directory, "loadgen.json")
+            with open(f"{path}.tmp", "w") as f:
+                json.dump([{"targets": reachable, "labels": {"component": "loadgen"}}], f)
+            os.replace(f"{path}.tmp", path)
+
+    # -- faults --
+
+    def inject(self, fault: PlannedFault) -> FaultOutcome:
+        handlers: dict[str, Callable[[PlannedFault], tuple[dict[str, Any], dict[str, Any]]]] = {
+            "kill-replica": self._kill_replica, "kill-proxy": self._kill_proxy,
+            "kill-controller": self._kill_controller, "kill-gcs": self._kill_gcs, "kill-node": self._kill_node,
+            "restart-node": self._restart_node, "partition": self._partition, "netem": self._netem,
+            "heal": self._heal, "cpu-burn": self._cpu_burn,
+        }
+        if fault.action == "redeploy":
+            return self._redeploy()
+        if fault.action == "deploy":
+            return self._apply_config(str(fault.args["config"]))
+        handler = handlers.get(fault.action)
+        if handler is None:
+            return FaultOutcome(False, error=f"{fault.action} is not supported on compose")
+        started = self.wall()
+        try:
+            target, detail = handler(fault)
+        except TargetError as e:
+            return FaultOutcome(False, error=str(e), argv=[fault.action])
+        except Exception as e:  # the Docker API's errors
+            return FaultOutcome(False, error=f"{fault.action}: {type(e).__name__}: {e}", argv=[fault.action])
+        ended = self.wall()
+        doc = {"fault": fault.action, "target": target, "started": started, "ended": ended, "detail": detail}
+        return FaultOutcome(True, doc, started, ended, argv=[fault.action])
+
+    def interrupt(self) -> None:
+        self._stop.set()
+
+    def _view(self) -> tuple[dict[str, Container], dict[str, Any], dict[str, str]]:
+        nodes = self.nodes()
+        view, error = self.probe(nodes)
+        if view is None:
+            raise TargetError("cannot see serve_core's processes", error, "check the head container")
+        return nodes, view, node_names(view, nodes)
+
+    def _node(self, name: str | None, nodes: dict[str, Container] | None = None) -> Container:
+        nodes = nodes if nodes is not None else self.nodes()
+        if not name or name not in nodes:
+            raise TargetError(f"no node {name!r} in compose project {self.project!r}", f"it has {', '.join(nodes)}",
+                              "use head or wN with N up to --scale worker=N")
+        return nodes[name]
+
+    def _kill_pid(self, c: Container, pid: int, what: str) -> None:
+        r = self.docker.exec(c, ["kill", "-9", str(pid)], 20)
+        if r.code != 0:
+            raise TargetError(f"cannot kill the {what}", tail(r.stderr or r.stdout) or f"exit {r.code}",
+                              "the process may have died already; check the container")
+        deadline = self.monotonic() + KILL_WAIT_S
+        while self.monotonic() < deadline and self.docker.exec(c, ["kill", "-0", str(pid)], 10).code == 0:
+            self.sleep(0.1)
+
+    def _kill_replica(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        nodes, view, names = self._view()
+        candidates = replica_candidates(view, names, self.backend, fault.app, fault.deployment, fault.node)
+        if not candidates:
+            raise TargetError("no running replica to kill", f"none matches {fault.target or 'anything'}",
+                              "check the deployment's replicas (python -m embedded_cluster.probe in the head)")
+        for chosen in replica_order(candidates, fault.seed):  # the view may be stale: a stopped replica is gone
+            try:
+                self._kill_pid(self._node(chosen["node"], nodes), chosen["pid"], f"replica {chosen['replica_id']}")
+                return chosen, {"container": nodes[chosen["node"]].name}
+            except TargetError as e:
+                last = e
+        raise last
+
+    def _kill_proxy(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        nodes, view, names = self._view()
+        node = fault.node or ""
+        proxy = proxy_on(view, names, node, self.backend)
+        if proxy is None:
+            raise TargetError(f"no proxy runs on node {node}", "serve_core reports none there",
+                              "deploy an application first (proxies start with it)")
+        self._kill_pid(self._node(node, nodes), proxy["pid"], f"proxy on {node}")
+        return {"node": node}, proxy
+
+    def _kill_controller(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        nodes, view, _ = self._view()
+        pid = controller_pid(view, self.backend)
+        if not pid:
+            raise TargetError("no controller to kill", view.get("serve_error") or "Ray reports none",
+                              "deploy an application first")
+        self._kill_pid(self._node("head", nodes), pid, "controller")
+        return {"node": "head"}, {"pid": pid}
+
+    def _kill_gcs(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        down_for = float(fault.args.get("down_for_s", 5.0))
+        head = self._node("head")
+        killed = self.monotonic()
+        self._kill_container(head)
+        self._hold(down_for - (self.monotonic() - killed))
+        self._start_container(self._node("head"))
+        return {"node": "head"}, {"container": head.name, "relaunched": "head-container",
+                                  "down_s": round(self.monotonic() - killed, 3)}
+
+    def _kill_node(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        c = self._node(fault.node)
+        self._kill_container(c)
+        return {"node": fault.node}, {"container": c.name}
+
+    def _restart_node(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        c = self._node(fault.node)
+        if c.status == "paused":
+            self.docker.unpause(c)
+        if c.status in ("running", "paused", "restarting"):
+            self._kill_container(c)
+        took = self._start_container(self._node(fault.node))
+        return {"node": fault.node}, {"container": c.name, "started_in_s": round(took, 3)}
+
+    def _kill_container(self, c: Container) -> None:
+        if c.status == "paused":
+            self.docker.unpause(c)
+        try:
+            self.docker.kill(c)
+        except Exception as e:  # not running: fine
+            if "is not running" not in str(e):
+                raise
+        deadline = self.monotonic() + KILL_WAIT_S
+        while self.monotonic() < deadline:
+            now = self._refresh(c)
+            if now is None or not now.running:
+                return
+            self.sleep(0.1)
+
+    def _start_container(self, c: Container) -> float:
+        """Start the container and wait until its `ray start` says Ray runs; the seconds it took."""
+        since, t = self.wall() - 1.0, self.monotonic()
+        self.docker.start(c)
+        while self.monotonic() - t < START_TIMEOUT_S:
+            if STARTED_MARKER in self.docker.logs_since(c, since):
+                return self.monotonic() - t
+            now = self._refresh(c)
+            if now is not None and now.status in ("exited", "dead") and self.monotonic() - t > 5.0:
+                break
+            self.sleep(0.5)
+        raise TargetError(f"node {c.node} did not start", f"no '{STARTED_MARKER}' in its log after "
+                          f"{self.monotonic() - t:.0f}s", f"docker logs {c.name}")
+
+    def _refresh(self, c: Container) -> Container | None:
+        return next((x for x in self.docker.containers(self.project) if x.id == c.id), None)
+
+    def _hold(self, seconds: float) -> None:
+        if seconds > 0 and not self._stop.is_set():
+            self._wait(seconds)
+
+    # -- network faults, from a helper container in the node's network namespace --
+
+    def _helper_until(self, helper: str, done: Callable[[HelperState], bool], what: str,
+                      c: Container) -> HelperState:
+        """Poll a helper until ``done`` (or it exits); a TargetError (the helper removed) on a timeout."""
+        deadline = self.monotonic() + HELPER_TIMEOUT_S
+        while True:
+            state = self.docker.helper_state(helper)
+            if done(state) or not state.running:
+                return state
+            if self.monotonic() > deadline:
+                self.docker.remove_helper(helper)
+                raise TargetError(f"cannot {what} node {c.node}", f"its network-fault helper did not finish "
+                                  f"within {HELPER_TIMEOUT_S:.0f}s", f"docker logs of {c.name}-netfault-*")
+            self.sleep(0.1)
+
+    def _net_fault(self, c: Container, apply: str, hold_s: float | None, what: str) -> str:
+        """Apply a network fault in ``c``'s namespace through a helper; held for ``hold_s`` (then
+        healed) or left until ``heal``. The ``how=`` the helper printed."""
+        if not c.running:
+            raise TargetError(f"cannot {what} node {c.node}", f"its container is {c.status}",
+                              f"start it first (restart-node {c.node})")
+        helper = self.docker.run_helper(c, helper_script(apply, hold_s))
+        try:
+            state = self._helper_until(helper, lambda s: APPLIED in s.stdout, what, c)
+            if APPLIED not in state.stdout:
+                raise TargetError(f"cannot {what} node {c.node}", tail(state.stderr or state.stdout)
+                                  or f"its network-fault helper exited with {state.code}",
+                                  "the helper runs the node's image as root with NET_ADMIN: it needs sh, tc "
+                                  "and iptables there (or SERVE_CORE_NET_HELPER_IMAGE naming an image with them)"
+                                  if state.code != 4 else "inject loss only (loss_pct) or run on a kernel with sch_netem")
+            if hold_s is not None:
+                self._hold(hold_s)
+                self.docker.stop_helper(helper)
+                healed = self._helper_until(helper, lambda s: not s.running, "heal", c)
+                if healed.running or healed.code != 0:
+                    raise TargetError(f"node {c.node}'s network fault may not be healed",
+                                      tail(healed.stderr) or f"its helper exited with {healed.code}",
+                                      f"heal it: a `heal` fault on {c.node}, or restart its container")
+            return helper_how(state.stdout)
+        finally:
+            self.docker.remove_helper(helper)
+
+    def _partition(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        c = self._node(fault.node)
+        if fault.args.get("mode") == "freeze":
+            self.docker.pause(c)
+            if fault.duration_s:
+                try:
+                    self._hold(fault.duration_s)
+                finally:
+                    self.docker.unpause(c)
+            how = "docker pause"
+        else:
+            how = self._net_fault(c, cut_apply(), fault.duration_s or None, "cut off the network") or "iptables drop"
+        return {"node": fault.node}, {"container": c.name, "how": how, "healed": bool(fault.duration_s)}
+
+    def _netem(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        c = self._node(fault.node)
+        delay, jitter, loss = (float(fault.args.get(k) or 0.0) for k in ("delay_ms", "jitter_ms", "loss_pct"))
+        how = self._net_fault(c, netem_apply(delay, jitter, loss), fault.duration_s or None,
+                              "delay or drop the packets of")
+        return {"node": fault.node}, {"container": c.name, "how": how, "delay_ms": delay, "loss_pct": loss}
+
+    def _heal(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        c = self._node(fault.node)
+        if c.status == "paused":
+            self.docker.unpause(c)
+        stopped = self.docker.helpers_of(c)
+        for helper in stopped:  # a held fault's helper heals when stopped
+            self.docker.stop_helper(helper)
+        if c.status in ("running", "paused"):
+            helper = self.docker.run_helper(c, heal_script())
+            try:
+                self._helper_until(helper, lambda s: not s.running, "heal", c)
+            finally:
+                self.docker.remove_helper(helper)
+        for helper in stopped:
+            self._helper_until(helper, lambda s: not s.running, "heal", c)
+            self.docker.remove_helper(helper)
+        return {"node": fault.node}, {"container": c.name, "helpers_stopped": len(stopped)}
+
+    def _cpu_burn(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
+        c = self._node(fault.node)
+        cores, for_s = int(fault.args.get("cores") or 1), float(fault.duration_s or 0.0)
+        threads = [threading.Thread(target=self.docker.exec, args=(c, ["python", "-c", BURN, str(for_s)], for_s + 30))
+                   for _ in range(cores)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return {"node": fault.node}, {"container": c.name, "cores": cores, "for_s": for_s}
+
+    def run_on_cluster(self, argv: list[str], timeout_s: float) -> tuple[int | None, str, str, list[str]]:
+        head = self._node("head")
+        r = self.docker.exec(head, argv, timeout_s)
+        return r.code, r.stdout, r.stderr, ["docker", "exec", head.name, *argv]
