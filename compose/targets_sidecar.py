@@ -1,5 +1,5 @@
 """The compose testbed's Prometheus target refresher: the embedded cluster's
-(``embedded_cluster.targets``) pointed at the compose head. compose/node.sh starts it in
+(``embedded_cluster.scrape_targets``) pointed at the compose head. compose/node.sh starts it in
 the head container: its Ray driver must run on a Ray node (it talks to the local raylet), and
 with the head it goes and comes back.
 
@@ -19,7 +19,7 @@ import json
 import os
 import sys
 
-from embedded_cluster import prometheus, targets
+from embedded_cluster import prometheus, scrape_targets
 from embedded_cluster.layout import NETNS, ClusterPlan, NodePlan, NodePorts, PortSettings
 from embedded_cluster.state import write_atomic
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         path = prometheus.targets_file(ns.state_dir, job)
         if not os.path.exists(path):
             prometheus.write_targets(path, prometheus.ray_target_groups(plan) if job == prometheus.RAY_JOB else [])
-    return targets.run_supervisor(ns.state_dir, ns.interval)
+    return scrape_targets.run_supervisor(ns.state_dir, ns.interval)
 
 
 if __name__ == "__main__":

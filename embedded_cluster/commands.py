@@ -209,7 +209,7 @@ def bring_up(state: ClusterState) -> None:
     print(f"  prometheus  {plan.prometheus_url}", flush=True)
     targets = processes.spawn(
         "targets", "targets",
-        [sys.executable, "-m", "embedded_cluster.targets", "--state-dir", state.state_dir],
+        [sys.executable, "-m", "embedded_cluster.scrape_targets", "--state-dir", state.state_dir],
         os.path.join(state.logs_dir, "targets.log"), ray_nodes.driver_env(state), namespace=plan.head.namespace,
     )
     state.add(targets)

@@ -54,7 +54,7 @@ _SCRIPTS = (  # a command line's part -> role
     ("runtime_env/agent", "runtime-env-agent"), ("log_monitor.py", "log-monitor"),
     ("autoscaler/_private/monitor.py", "monitor"), ("ray.util.client.server", "ray-client-server"),
     ("workers/default_worker.py", "worker"), ("workers/setup_worker.py", "worker"),
-    ("embedded_cluster.targets", "targets"), ("/ray start", "ray-start"),
+    ("embedded_cluster.scrape_targets", "targets"), ("/ray start", "ray-start"),
 )
 _NAMES = {"gcs_server": "gcs", "raylet": "raylet", "redis-server": "redis", "prometheus": "prometheus"}
 

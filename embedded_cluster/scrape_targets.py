@@ -1,6 +1,6 @@
 """The target refresher: keeps Prometheus's file_sd files current.
 
-``python -m embedded_cluster.targets --state-dir DIR`` is a supervisor without
+``python -m embedded_cluster.scrape_targets --state-dir DIR`` is a supervisor without
 Ray that runs a Ray driver child (``--driver``) and restarts it whenever it exits or
 stops making progress (a driver dies with the raylet it is attached to, for example
 when the head node is killed). Every ``--interval`` seconds the driver rewrites, only
@@ -29,7 +29,7 @@ from typing import Any
 from embedded_cluster import probe, prometheus
 from embedded_cluster.layout import ClusterPlan
 
-log = logging.getLogger("embedded_cluster.targets")
+log = logging.getLogger("embedded_cluster.scrape_targets")
 HEARTBEAT = ".heartbeat"
 STALE_S = 30.0  # a driver that has not completed a round in this long is restarted
 RESTART_DELAY_S = (2.0, 30.0)  # first and longest wait before restarting a driver that exited
@@ -81,7 +81,7 @@ def run_driver(state_dir: str, interval_s: float) -> int:
 
 def run_supervisor(state_dir: str, interval_s: float) -> int:
     heartbeat = os.path.join(prometheus.targets_dir(state_dir), HEARTBEAT)
-    argv = [sys.executable, "-m", "embedded_cluster.targets", "--state-dir", state_dir,
+    argv = [sys.executable, "-m", "embedded_cluster.scrape_targets", "--state-dir", state_dir,
             "--interval", str(interval_s), "--driver"]
     child: subprocess.Popen[bytes] | None = None
     stopping = False
@@ -123,7 +123,7 @@ def run_supervisor(state_dir: str, interval_s: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m embedded_cluster.targets")
+    p = argparse.ArgumentParser(prog="python -m embedded_cluster.scrape_targets")
     p.add_argument("--state-dir", required=True)
     p.add_argument("--interval", type=float, default=2.0)
     p.add_argument("--driver", action="store_true", help="run the Ray driver loop itself (the supervisor's child)")
