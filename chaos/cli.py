@@ -136,7 +136,8 @@ def cmd_validate(ns: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
-    from chaos.run.runner import RunOptions, run_experiment
+    from chaos.run.options import RunOptions
+    from chaos.run.runner import run_experiment
 
     exp = _load(ns)
     report = ReportListener()
@@ -153,7 +154,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
 def cmd_compare(ns: argparse.Namespace) -> int:
     from chaos.report.compare import compare
-    from chaos.run.runner import RunOptions, run_experiment
+    from chaos.run.options import RunOptions
+    from chaos.run.runner import run_experiment
 
     def run_one(path: str, backend: str) -> str:
         exp = load_experiment(path, target=ns.target, backend=backend, seed=ns.seed, rate=ns.rate, require_before=False)

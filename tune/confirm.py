@@ -175,7 +175,8 @@ def chaos_runner(out_root: str) -> Runner:
     replicas series entry)."""
     from chaos.report.run_report import ReportListener
     from chaos.run.journal import Event, SeriesCollected
-    from chaos.run.runner import RunOptions, run_experiment
+    from chaos.run.options import RunOptions
+    from chaos.run.runner import run_experiment
     from chaos.spec.loading import parse_experiment
 
     def run(doc: dict[str, Any]) -> tuple[str, list[str], str, dict[str, Any] | None]:

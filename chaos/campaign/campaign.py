@@ -375,7 +375,8 @@ def campaign_command(path: str, target: str | None, out: str, listeners: Callabl
     makes each run's listeners (the progress printer, the report)."""
     from chaos.campaign.checker import HealthChecker
     from chaos.report.run_report import ReportListener
-    from chaos.run.runner import RunOptions, run_experiment
+    from chaos.run.options import RunOptions
+    from chaos.run.runner import run_experiment
     from chaos.targets import make_target
 
     loaded = load_campaign(path, target=target)

@@ -19,9 +19,9 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from chaos.errors import ChaosError
 from chaos.run import resources
@@ -45,13 +45,22 @@ from chaos.run.journal import (
     to_plain,
 )
 from chaos.run.load_driver import LoadDriver, LoadFactory, LoadProgress, LoadRequest, LocustLoad
+from chaos.run.options import (
+    Clock,
+    PrometheusFactory,
+    RunOptions,
+    RunResult,
+    Spawner,
+    SystemClock,
+    Worker,
+    thread_spawner,
+)
 from chaos.run.resources import Usage
+from chaos.run.series import collect_series
 from chaos.run.steady_state import ProbeFactory, PrometheusProbe, SteadyStateProbe
-from chaos.slo.alert_timeline import AlertExpansionError, alert_conditions
-from chaos.slo.alerts import alert_rules
-from chaos.slo.prometheus import Prometheus, PrometheusAPI
-from chaos.slo.queries import SLOError
-from chaos.slo.timeseries import PLOT_WINDOW_S, Collector, plot_queries, range_step
+from chaos.run.verdict import decide_verdict, result_text
+from chaos.slo.prometheus import Prometheus
+from chaos.slo.timeseries import range_step
 from chaos.spec import schedule as scheduling
 from chaos.spec.experiment import BurnRateAbort, ClientFailuresAbort, Experiment
 from chaos.spec.resource_check import ResourceCheck
@@ -59,77 +68,8 @@ from chaos.spec.schedule import PlannedFault, Snapshot
 from chaos.targets import make_target
 from chaos.targets.base import FaultOutcome, Target
 
-PASSED, FAILED, ABORTED = "passed", "failed", "aborted"
 WINDOWS = ("before", "during", "after", "whole")
 NO_FAULT_WINDOWS = ("before", "after")  # recovery SLOs are not probed there
-
-
-class RunError(ChaosError, RuntimeError):
-    """The run could not go on (the cause is in the message and the journal)."""
-
-
-# -- what the runner drives ---------------------------------------------------------------------
-
-
-class Clock(Protocol):
-    def time(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    def time(self) -> float:
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds)
-
-
-class Worker(Protocol):
-    def join(self, timeout: float | None = None) -> None: ...
-
-    def is_alive(self) -> bool: ...
-
-
-Spawner = Callable[[Callable[[], None], str], Worker]
-PrometheusFactory = Callable[[str], PrometheusAPI]  # prometheus url -> client
-
-
-def thread_spawner(fn: Callable[[], None], name: str) -> Worker:
-    t = threading.Thread(target=fn, name=name, daemon=True)
-    t.start()
-    return t
-
-
-# -- options and result -------------------------------------------------------------------------
-
-
-@dataclass
-class RunOptions:
-    out_root: str = "reports/chaos"
-    deploy: bool = True  # False: the application is already deployed
-    tick_s: float = 1.0  # abort conditions are checked this often
-    scrape_lag_s: float = 2.0  # the before window is probed at its end: leave out what is not scraped yet
-    progress_every_s: float = 5.0
-    join_timeout_s: float = 300.0  # how long faults still running at the end may take
-    abort_join_timeout_s: float = 60.0  # the same after an abort (held faults are interrupted)
-    series_step_s: float = 1.0  # the report's plots: one point a second
-    series_window_s: float = PLOT_WINDOW_S  # their rates and percentiles are over this much
-    alert_scale: float = 0.1  # chaos.slo.alerts' windows times this (5m/1m -> 30s/6s) for a run of minutes
-    # Sample every process's memory and open files this often (chaos.run.resources); None: as the
-    # experiment's steady_state.resources says (off without it); 0: never.
-    resource_every_s: float | None = None
-
-
-@dataclass
-class RunResult:
-    verdict: str
-    reasons: list[str]
-    run_dir: str
-    journal_path: str
-    interrupted: bool = False
-    error: str | None = None
 
 
 @dataclass
@@ -291,7 +231,7 @@ class Runner:
         if unknown:
             self._warn(st, f"no data before the faults for {', '.join(unknown)}: the faults go ahead unchecked")
         if failed and self.exp.steady_state.require_before:
-            self._abort(st, "steady state not met before the faults: " + "; ".join(_result_text(r) for r in failed),
+            self._abort(st, "steady state not met before the faults: " + "; ".join(result_text(r) for r in failed),
                         {"kind": "steady_state_before"})
             return False
         return True
@@ -496,32 +436,11 @@ class Runner:
         """Read the plots' series and every alert's condition over the run for the reports. Nothing
         here fails the run: what could not be read is a warning, and an entry that says why."""
         exp, opts = self.exp, self.options
-        plots = plot_queries(exp.backend, opts.series_window_s)
-        alerts: dict[str, Any]
-        try:
-            rules = alert_rules(list(exp.steady_state.slos), exp.backend, scale=opts.alert_scale)
-            conditions = alert_conditions(rules)
-            alerts = {"rules": rules, "scale": opts.alert_scale, "start": start, "end": end, "conditions": {}}
-        except (SLOError, AlertExpansionError) as e:
-            conditions, alerts = [], {"error": f"the alert rules could not be made: {e}"}
-            self._warn(st, alerts["error"])
-        try:
-            collector = Collector(self.prometheus_factory(self.target.prometheus_url()), start, end)
-            series = collector.collect(plots, opts.series_step_s)
-            for step in sorted({c.step_s for c in conditions}):  # each at its group's evaluation interval
-                alerts["conditions"].update(collector.collect({c.key: c.query for c in conditions if c.step_s == step},
-                                                              step))
-        except Exception as e:  # a broken client or target: every entry says so
-            error = f"{type(e).__name__}: {e}"
-            series = {name: {"query": q, "series": [], "error": error} for name, q in plots.items()}
-            if conditions:
-                alerts["conditions"] = {c.key: {"query": c.query, "series": [], "error": error} for c in conditions}
-        failed: dict[str, list[str]] = {}
-        for name, got in [*series.items(), *alerts.get("conditions", {}).items()]:
-            if got.get("error"):
-                failed.setdefault(str(got["error"]).removeprefix("not queried: "), []).append(name.split("{")[0])
-        for error, names in failed.items():
-            self._warn(st, f"report series not read from Prometheus ({', '.join(dict.fromkeys(names))}): {error}")
+        series, alerts, warnings = collect_series(
+            exp, lambda: self.prometheus_factory(self.target.prometheus_url()), start, end,
+            opts.series_step_s, opts.series_window_s, opts.alert_scale)
+        for warning in warnings:
+            self._warn(st, warning)
         self.bus.emit(SeriesCollected(self.clock.time(), start, end, range_step(start, end, opts.series_step_s),
                                       opts.series_window_s, series, alerts))
 
@@ -565,46 +484,6 @@ def run_experiment(experiment: Experiment, *, listeners: Iterable[Callable[[Even
     in Prometheus (or the given factories)."""
     return Runner(experiment, target, load_factory=load_factory, probe_factory=probe_factory,
                   listeners=listeners, options=options, prometheus_factory=prometheus_factory).run()
-
-
-# -- the verdict --------------------------------------------------------------------------------
-
-
-def decide_verdict(judge: Sequence[str], probes: Mapping[str, Sequence[Mapping[str, Any]]],
-                   probe_errors: Mapping[str, str], aborts: Sequence[str], fault_failures: Sequence[str],
-                   faults_started: bool) -> tuple[str, list[str]]:
-    """passed / failed / aborted, with the reasons. Pure.
-
-    Aborted: the run was stopped early (an abort condition, the steady state not met before
-    the faults, Ctrl-C, an error). Failed: an SLO failed, or could not be judged (no data,
-    Prometheus unreachable), in a judged window; or a fault could not be injected (the
-    hypothesis was then not tested as written). Passed: every judged SLO held."""
-    if aborts:
-        return ABORTED, list(aborts)
-    reasons: list[str] = []
-    for window in judge:
-        if window in probe_errors:
-            reasons.append(f"{window}: steady state could not be probed: {probe_errors[window]}")
-            continue
-        results = probes.get(window)
-        if results is None:
-            reasons.append(f"{window}: not probed (the run ended before the window)")
-            continue
-        for r in results:
-            if r.get("ok") is False:
-                reasons.append(f"{window}: {_result_text(r)}")
-            elif r.get("ok") is None and not (r.get("kind") == "recovery" and not faults_started):
-                reasons.append(f"{window}: {r.get('name', '?')} could not be judged (no data)"
-                               + (f": {r['detail']}" if r.get("detail") else ""))
-    reasons += [f"fault not injected: {f}" for f in fault_failures]
-    return (FAILED, reasons) if reasons else (PASSED, [])
-
-
-def _result_text(r: Mapping[str, Any]) -> str:
-    value = r.get("value")
-    shown = f"{value:.6g}" if isinstance(value, int | float) else str(value)
-    detail = f" ({r['detail']})" if r.get("detail") else ""
-    return f"{r.get('name', '?')} = {shown}{detail}"
 
 
 def _fault_failures(st: _State) -> list[str]:

@@ -136,7 +136,8 @@ def run_candidate(path: str, out_root: str, deploy: bool, wait: bool = False, re
     failing run, before a retry) and when the cluster is not whole (the runner's check refuses to
     start)."""
     from chaos.report.run_report import ReportListener
-    from chaos.run.runner import RunOptions, run_experiment
+    from chaos.run.options import RunOptions
+    from chaos.run.runner import run_experiment
     from chaos.targets.base import TargetError
 
     exp = load_experiment(path)

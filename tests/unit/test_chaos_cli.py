@@ -10,7 +10,7 @@ import pytest
 import chaos.run.runner
 from chaos.cli import ProgressPrinter, main
 from chaos.run.journal import Abort, FaultFinished, FaultStarted, LoadStarted, ProbeResult, RunFinished
-from chaos.run.runner import RunResult
+from chaos.run.options import RunResult
 
 pytestmark = pytest.mark.unit
 

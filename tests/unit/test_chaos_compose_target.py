@@ -12,7 +12,7 @@ import pytest
 
 from chaos.spec.schedule import PlannedFault
 from chaos.targets.base import TargetError, snapshot_from_status
-from chaos.targets.compose import ComposeCluster, DockerAPI, ExecResult, HelperState
+from chaos.targets.compose import ComposeCluster
 from chaos.targets.compose_containers import (
     APPLIED,
     HEAL_SCRIPT,
@@ -33,6 +33,7 @@ from chaos.targets.compose_containers import (
     running_inside,
     status_doc,
 )
+from chaos.targets.docker_api import DockerAPI, ExecResult, HelperState
 from embedded_cluster.victims import replica_candidates, replica_order
 
 pytestmark = pytest.mark.unit

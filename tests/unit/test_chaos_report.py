@@ -22,7 +22,7 @@ from chaos.run.journal import (
     RunStarted,
     SeriesCollected,
 )
-from chaos.run.runner import RunResult
+from chaos.run.options import RunResult
 from chaos.slo.alert_timeline import alert_conditions
 from chaos.slo.alerts import alert_rules
 from chaos.slo.crosscheck import ClientRecord

@@ -11,15 +11,10 @@ import pytest
 from chaos.report.run_report import write_report
 from chaos.run.journal import Event, SeriesCollected, load_journal
 from chaos.run.load_driver import LoadProgress, normalize_progress
-from chaos.run.runner import (
-    ABORTED,
-    FAILED,
-    PASSED,
-    Runner,
-    RunOptions,
-    decide_verdict,
-)
+from chaos.run.options import RunOptions
+from chaos.run.runner import Runner
 from chaos.run.steady_state import slo_result_dict
+from chaos.run.verdict import ABORTED, FAILED, PASSED, decide_verdict
 from chaos.slo.alert_timeline import alert_conditions
 from chaos.slo.prometheus import PrometheusQueryError, PrometheusUnavailable, Series
 from chaos.spec.loading import parse_experiment

@@ -28,7 +28,7 @@ from chaos.run.resources import (
     series_of,
     verdict,
 )
-from chaos.run.runner import FAILED, PASSED
+from chaos.run.verdict import FAILED, PASSED
 from chaos.spec.loading import load_experiment, parse_experiment
 from chaos.spec.resource_check import ResourceCheck
 from chaos.spec.schedule import Snapshot, plan
