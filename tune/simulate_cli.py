@@ -14,32 +14,16 @@ import logging
 import math
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from loadgen.trace import parse_timestamp
 from serve_core.errors import ConfigError, ServeCoreError
 
 if TYPE_CHECKING:
     from tune import simulator
-
-
-def _timestamp(text: str) -> float | None:
-    """Seconds for a number or an ISO 8601 time (loadgen's trace formats); None otherwise."""
-    text = text.strip()
-    try:
-        value = float(text)
-    except ValueError:
-        pass
-    else:
-        return value if math.isfinite(value) else None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def read_arrivals(path: str, speedup: float = 1.0) -> list[float]:
@@ -47,7 +31,7 @@ def read_arrivals(path: str, speedup: float = 1.0) -> list[float]:
 
     One timestamp per line (seconds or ISO 8601, ``#`` comments, an optional ``timestamp``
     header), a CSV with a ``timestamp`` column, or loadgen's ``records.jsonl`` (each record's
-    ``intended`` start). Read here rather than through loadgen: serve_core never imports the testbed.
+    ``intended`` start). Timestamps are parsed as loadgen parses its traces.
     """
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -87,7 +71,7 @@ def read_arrivals(path: str, speedup: float = 1.0) -> list[float]:
             lines = lines[1:]
         for n, line in lines:
             cells = line.split(",")
-            value = _timestamp(cells[column]) if column < len(cells) else None
+            value = parse_timestamp(cells[column]) if column < len(cells) else None
             if value is None:
                 raise ConfigError(f"{path} line {n}", line[:60], "is not a timestamp; write seconds (1712345678.25) "
                                   "or an ISO 8601 time (2024-04-05T12:00:00.250Z)")
