@@ -15,8 +15,9 @@ from typing import Any
 from chaos.slo.spec import SLO, Availability, Latency
 from chaos.spec.experiment import Fault
 from loadgen.schedule import build_schedule
+from tune.simulation_result import SimulationResult, percentile
 from tune.simulation_settings import ConstantTime, LognormalTime, SampledTime, SimulationSettings
-from tune.simulator import SimulationResult, percentile, simulate
+from tune.simulator import simulate
 from tune.sweep import INTEGER_PARAMS, Sweep, SweepError
 
 

@@ -89,6 +89,31 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float | None:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
+def summarize(end: float, outcomes: Sequence[RequestOutcome], changes: Sequence[ReplicaCount], held_area: float,
+              running_area: float, started: int, killed: int, kills_skipped: int) -> Summary:
+    """The run's figures from its requests and its replica counts (``*_area``: replica-seconds
+    held, and running, over the run). Pure."""
+    counts = {k: 0 for k in OUTCOMES}
+    for o in outcomes:
+        counts[o.outcome] += 1
+    ok = sorted(o.latency_s for o in outcomes if o.outcome == "ok" and o.latency_s is not None)
+    settled = len(outcomes) - counts["unfinished"]
+    reached: dict[int, float] = {}
+    for c in changes:
+        for k in range(1, c.running + 1):
+            reached.setdefault(k, c.t_s)
+    return Summary(
+        duration_s=end, requests=len(outcomes), outcomes=counts,
+        availability=counts["ok"] / settled if settled else None,
+        p50_s=percentile(ok, 50), p95_s=percentile(ok, 95), p99_s=percentile(ok, 99),
+        max_s=ok[-1] if ok else None,
+        max_replicas=max(c.running for c in changes),
+        mean_replicas=running_area / end if end > 0 else float(changes[-1].running),
+        replica_seconds=held_area, time_to_replicas_s=reached,
+        replicas_started=started, replicas_killed=killed, kills_skipped=kills_skipped,
+    )
+
+
 @dataclass
 class SimulationResult:
     settings: SimulationSettings

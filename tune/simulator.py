@@ -44,14 +44,13 @@ from serve_core.data.router import HELD_AT_ZERO_MAX, MAX_RETRIES, choose
 from serve_core.errors import ConfigError
 from serve_core.ids import DeploymentID, ReplicaState
 from tune.simulation_result import (
-    OUTCOMES,
     ReplicaCount,
     RequestOutcome,
     ScaleDecision,
     SimulationResult,
     Summary,
     TimelineRow,
-    percentile,
+    summarize,
 )
 from tune.simulation_settings import (  # re-exported: the simulator's whole API is here
     DEMAND_FRESH_S,
@@ -450,31 +449,14 @@ class _Sim:
         last = self.changes[-1]
         self.held_area += (end - last.t_s) * (last.starting + last.running + last.stopping)
         self.running_area += (end - last.t_s) * last.running
-        outcomes = []
         overhead = self.s.overhead_s
+        outcomes = []
         for r in self.requests:
             latency = None if r.end is None else r.end - r.arrival + (overhead if r.outcome != "timeout" else 0.0)
             queued = r.started - r.arrival if r.started is not None else None
             outcomes.append(RequestOutcome(r.arrival, r.outcome, latency, queued, r.retries))
-        counts = {k: 0 for k in OUTCOMES}
-        for o in outcomes:
-            counts[o.outcome] += 1
-        ok = sorted(o.latency_s for o in outcomes if o.outcome == "ok" and o.latency_s is not None)
-        settled = len(outcomes) - counts["unfinished"]
-        max_running = max(c.running for c in self.changes)
-        reached: dict[int, float] = {}
-        for c in self.changes:
-            for k in range(1, c.running + 1):
-                reached.setdefault(k, c.t_s)
-        summary = Summary(
-            duration_s=end, requests=len(outcomes), outcomes=counts,
-            availability=counts["ok"] / settled if settled else None,
-            p50_s=percentile(ok, 50), p95_s=percentile(ok, 95), p99_s=percentile(ok, 99),
-            max_s=ok[-1] if ok else None,
-            max_replicas=max_running, mean_replicas=self.running_area / end if end > 0 else float(last.running),
-            replica_seconds=self.held_area, time_to_replicas_s=reached,
-            replicas_started=self.started, replicas_killed=self.killed, kills_skipped=self.kills_skipped,
-        )
+        summary = summarize(end, outcomes, self.changes, self.held_area, self.running_area,
+                            self.started, self.killed, self.kills_skipped)
         return SimulationResult(self.s, end, outcomes, self.rows, self.changes, self.decisions, summary)
 
 

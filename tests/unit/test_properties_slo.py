@@ -32,7 +32,7 @@ from chaos.slo.prometheus import Sample, Series
 from chaos.slo.queries import BACKENDS
 from chaos.slo.spec import Availability, Latency, Recovery
 from loadgen.summary import percentile as loadgen_percentile
-from tune.simulator import percentile as simulator_percentile
+from tune.simulation_result import percentile as simulator_percentile
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FEWER = settings(SETTINGS, max_examples=80)  # the record lists are slow to generate
