@@ -26,7 +26,7 @@ for the fault: it heals when the runner stops it (SIGTERM), or by itself shortly
 should have ended, so a runner that dies leaves no cut behind. A fault without a duration is
 applied by a helper that exits at once and stays until ``heal`` (which also stops any helper
 still running for the node). ``SERVE_CORE_NET_HELPER_IMAGE`` names another image with sh, tc
-and iptables.
+and iptables. (chaos.targets.compose_network.)
 
 Addresses: run inside the project's network (the opt-in compose ``chaos`` service), proxies and
 Prometheus are reached at their container addresses; from the host, at the ports the
@@ -62,22 +62,17 @@ from chaos.targets.base import (
     wait_answering,
 )
 from chaos.targets.compose_containers import (
-    APPLIED,
     HEAD_SERVICE,
     PROMETHEUS_SERVICE,
     Container,
-    cut_apply,
     endpoint,
-    heal_script,
-    helper_how,
-    helper_script,
-    netem_apply,
     node_containers,
     node_names,
     running_inside,
     status_doc,
 )
-from chaos.targets.docker_api import Docker, DockerAPI, HelperState
+from chaos.targets.compose_network import NetworkFaults
+from chaos.targets.docker_api import Docker, DockerAPI
 from embedded_cluster.victims import controller_pid, proxy_on, replica_candidates, replica_order
 
 PROXY_PORT, PROMETHEUS_PORT, GCS_PORT = 8000, 9090, 6379
@@ -87,11 +82,10 @@ STARTUP_WAIT_S = 240.0  # how long check() waits for a project just brought up (
 STARTUP_POLL_S, STARTUP_SAY_EVERY_S = 3.0, 15.0
 KILL_WAIT_S = 10.0
 START_TIMEOUT_S = 120.0
-HELPER_TIMEOUT_S = 60.0  # a network-fault helper applies (or heals) within this, or the fault fails
 BURN = "import time, sys\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end: pass"
 
 
-class ComposeCluster(Deploys):
+class ComposeCluster(Deploys, NetworkFaults):
     """The containers of compose project ``project``, driven through the Docker API."""
 
     python = "python"  # the image's interpreter
@@ -400,88 +394,6 @@ class ComposeCluster(Deploys):
     def _hold(self, seconds: float) -> None:
         if seconds > 0 and not self._stop.is_set():
             self._wait(seconds)
-
-    # -- network faults, from a helper container in the node's network namespace --
-
-    def _helper_until(self, helper: str, done: Callable[[HelperState], bool], what: str,
-                      c: Container) -> HelperState:
-        """Poll a helper until ``done`` (or it exits); a TargetError (the helper removed) on a timeout."""
-        deadline = self.monotonic() + HELPER_TIMEOUT_S
-        while True:
-            state = self.docker.helper_state(helper)
-            if done(state) or not state.running:
-                return state
-            if self.monotonic() > deadline:
-                self.docker.remove_helper(helper)
-                raise TargetError(f"cannot {what} node {c.node}", f"its network-fault helper did not finish "
-                                  f"within {HELPER_TIMEOUT_S:.0f}s", f"docker logs of {c.name}-netfault-*")
-            self.sleep(0.1)
-
-    def _net_fault(self, c: Container, apply: str, hold_s: float | None, what: str) -> str:
-        """Apply a network fault in ``c``'s namespace through a helper; held for ``hold_s`` (then
-        healed) or left until ``heal``. The ``how=`` the helper printed."""
-        if not c.running:
-            raise TargetError(f"cannot {what} node {c.node}", f"its container is {c.status}",
-                              f"start it first (restart-node {c.node})")
-        helper = self.docker.run_helper(c, helper_script(apply, hold_s))
-        try:
-            state = self._helper_until(helper, lambda s: APPLIED in s.stdout, what, c)
-            if APPLIED not in state.stdout:
-                raise TargetError(f"cannot {what} node {c.node}", tail(state.stderr or state.stdout)
-                                  or f"its network-fault helper exited with {state.code}",
-                                  "the helper runs the node's image as root with NET_ADMIN: it needs sh, tc "
-                                  "and iptables there (or SERVE_CORE_NET_HELPER_IMAGE naming an image with them)"
-                                  if state.code != 4 else "inject loss only (loss_pct) or run on a kernel with sch_netem")
-            if hold_s is not None:
-                self._hold(hold_s)
-                self.docker.stop_helper(helper)
-                healed = self._helper_until(helper, lambda s: not s.running, "heal", c)
-                if healed.running or healed.code != 0:
-                    raise TargetError(f"node {c.node}'s network fault may not be healed",
-                                      tail(healed.stderr) or f"its helper exited with {healed.code}",
-                                      f"heal it: a `heal` fault on {c.node}, or restart its container")
-            return helper_how(state.stdout)
-        finally:
-            self.docker.remove_helper(helper)
-
-    def _partition(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
-        c = self._node(fault.node)
-        if fault.args.get("mode") == "freeze":
-            self.docker.pause(c)
-            if fault.duration_s:
-                try:
-                    self._hold(fault.duration_s)
-                finally:
-                    self.docker.unpause(c)
-            how = "docker pause"
-        else:
-            how = self._net_fault(c, cut_apply(), fault.duration_s or None, "cut off the network") or "iptables drop"
-        return {"node": fault.node}, {"container": c.name, "how": how, "healed": bool(fault.duration_s)}
-
-    def _netem(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
-        c = self._node(fault.node)
-        delay, jitter, loss = (float(fault.args.get(k) or 0.0) for k in ("delay_ms", "jitter_ms", "loss_pct"))
-        how = self._net_fault(c, netem_apply(delay, jitter, loss), fault.duration_s or None,
-                              "delay or drop the packets of")
-        return {"node": fault.node}, {"container": c.name, "how": how, "delay_ms": delay, "loss_pct": loss}
-
-    def _heal(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
-        c = self._node(fault.node)
-        if c.status == "paused":
-            self.docker.unpause(c)
-        stopped = self.docker.helpers_of(c)
-        for helper in stopped:  # a held fault's helper heals when stopped
-            self.docker.stop_helper(helper)
-        if c.status in ("running", "paused"):
-            helper = self.docker.run_helper(c, heal_script())
-            try:
-                self._helper_until(helper, lambda s: not s.running, "heal", c)
-            finally:
-                self.docker.remove_helper(helper)
-        for helper in stopped:
-            self._helper_until(helper, lambda s: not s.running, "heal", c)
-            self.docker.remove_helper(helper)
-        return {"node": fault.node}, {"container": c.name, "helpers_stopped": len(stopped)}
 
     def _cpu_burn(self, fault: PlannedFault) -> tuple[dict[str, Any], dict[str, Any]]:
         c = self._node(fault.node)
