@@ -299,8 +299,8 @@ class ReplicaServer:
                 proto.send(frames.Error(rid, self._exception(e), self.ongoing - 1), by_value=True)
             else:
                 status = e.http_status if isinstance(e, ServeCoreError) else 500
-                if isinstance(e, json.JSONDecodeError):
-                    status = 400  # a malformed body is the client's fault
+                if isinstance(e, json.JSONDecodeError | UnicodeDecodeError):
+                    status = 400  # a malformed body (not JSON, or not UTF-8) is the client's fault
                 # Clients get the type and one line; tracebacks (nested calls') only with debug_errors.
                 message = client_message(e, debug=self.data_path.get("debug_errors", False))
                 frame = asgi.error_body(status, type(e).__name__, message, deployment=self.dep.name, request_id=request_id)

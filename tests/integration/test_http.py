@@ -56,6 +56,8 @@ def test_bad_json_body_is_400(serve_core_app):
     assert post("/pj", json={"b": 1, "a": 2}).json() == {"keys": ["a", "b"]}
     r = post("/pj", data=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error"] == "JSONDecodeError"
+    r = post("/pj", data=b'{"a": "\xff\xfe"}', headers={"content-type": "application/json"})  # not UTF-8
+    assert r.status_code == 400 and r.json()["error"] == "UnicodeDecodeError"
 
 
 def test_oversize_body_is_413(serve_core_app):
