@@ -26,7 +26,7 @@ from typing import Any
 from serve_core import metrics
 from serve_core.data import frames, wire
 from serve_core.data.connector import Link, TcpConnector
-from serve_core.data.frames import TERMINAL, Frame
+from serve_core.data.frames import ENDS, Frame
 from serve_core.errors import BackPressureError, NoReplicasError, ReplicaDiedError, ServeCoreError
 from serve_core.ids import DeploymentID, ReplicaAddress
 
@@ -127,7 +127,7 @@ class ReplicaConn:
             msg = frames.Error(msg.rid, (None, err), 0)
         p = self.pending.get(msg.rid)
         if p is not None:
-            if isinstance(msg, TERMINAL):
+            if type(msg) in ENDS:
                 del self.pending[msg.rid]
             p.push(msg)
 
@@ -163,7 +163,7 @@ class Call:
 
     def __init__(self, router: Router, conn: ReplicaConn, rid: int, pending: PendingCall, first: Frame) -> None:
         self.router, self.conn, self.rid, self.pending, self.first = router, conn, rid, pending, first
-        self._open = not isinstance(first, TERMINAL)
+        self._open = type(first) not in ENDS
 
     @property
     def replica_id(self) -> str:
@@ -285,7 +285,7 @@ class Router:
                     self._retries["replica_died"].inc()
                     continue
                 raise ReplicaDiedError(self.dep.name, conn.addr.replica_id)
-            if isinstance(first, TERMINAL):
+            if type(first) in ENDS:
                 self.release(conn)
             return Call(self, conn, rid, pending, first)
 
