@@ -46,6 +46,7 @@ class FaultOutcome:
     error: str | None = None
     argv: list[str] = field(default_factory=list)
 
+
 class Target(Protocol):
     """What the runner needs of a cluster."""
 
@@ -228,13 +229,15 @@ class Deploys:
 
     def _apply_config(self, config: str) -> FaultOutcome:
         started = self.wall()
-        code, out, err, shown = self.run_on_cluster(config_command(config, self.backend, python=self.python), DEPLOY_FAULT_TIMEOUT_S)
+        argv = config_command(config, self.backend, python=self.python)
+        code, out, err, shown = self.run_on_cluster(argv, DEPLOY_FAULT_TIMEOUT_S)
         ended = self.wall()
         if code != 0:
             cause = "timed out" if code is None else tail(err or out) or f"exit {code}"
             return FaultOutcome(False, error=f"deploying {config} failed: {cause}", argv=shown)
-        return FaultOutcome(True, {"fault": "deploy", "target": {}, "started": started, "ended": ended,
-                                   "detail": {"config": config, "output": tail(out, 2000)}}, started, ended, argv=shown)
+        done = {"fault": "deploy", "target": {}, "started": started, "ended": ended,
+                "detail": {"config": config, "output": tail(out, 2000)}}
+        return FaultOutcome(True, done, started, ended, argv=shown)
 
     def _redeploy(self) -> FaultOutcome:
         if self._deployed is None:
