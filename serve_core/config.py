@@ -100,6 +100,9 @@ class DeploymentOptions(_Strict):
     autoscaling_config: AutoscalingConfig | None = Field(None, description="Enables autoscaling.")
     backpressure_config: BackpressureConfig | None = Field(
         None, description="Status code (503 or 429) and Retry-After of requests shed at max_queued_requests.")
+    max_replicas_per_node: int | None = Field(
+        None, ge=1, description="Most replicas of this deployment on one node (None: no cap). Replicas are "
+        "spread over the nodes either way; one that fits on no node under the cap waits for room.")
     idempotent: bool = Field(False, description="Retry requests whose replica died after accepting them.")
     max_surge_fraction: float = Field(
         0.2, gt=0, le=1,
@@ -283,6 +286,7 @@ class DeploymentOverride(BaseModel):
     backpressure_config: BackpressureConfig | None = None
     idempotent: bool | None = None
     max_surge_fraction: float | None = Field(None, gt=0, le=1)
+    max_replicas_per_node: int | None = Field(None, ge=1)
 
     def changes(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump(exclude={"name"}, exclude_unset=True).items()}

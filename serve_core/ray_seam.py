@@ -102,11 +102,18 @@ def start_controller(actor_cls: type, http_options: dict[str, Any]) -> Controlle
     return ControllerClient(cls.remote(http_options))
 
 
-def start_replica(actor_cls: type, name: str, spec: dict[str, Any], actor_options: dict[str, Any]) -> ReplicaClient:
-    """A replica (``actor_cls``), named ``name``; the controller replaces it when it dies."""
-    # SPREAD (as Ray Serve does): replicas on different nodes, so losing a node
-    # does not take every replica of a deployment with it.
-    options = {"scheduling_strategy": "SPREAD", **actor_options}
+def start_replica(actor_cls: type, name: str, spec: dict[str, Any], actor_options: dict[str, Any],
+                  node_id: str | None = None) -> ReplicaClient:
+    """A replica (``actor_cls``), named ``name``; the controller replaces it when it dies.
+
+    On ``node_id`` if given (a soft affinity: Ray waits for the node while it is busy and
+    places the replica elsewhere if it is gone; control/placement.py chooses it), else
+    SPREAD as Ray Serve does.
+    """
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    strategy = NodeAffinitySchedulingStrategy(node_id, soft=True) if node_id else "SPREAD"
+    options = {"scheduling_strategy": strategy, **actor_options}
     cls: Any = ray.remote(actor_cls).options(
         name=name,
         namespace=NAMESPACE,

@@ -52,7 +52,8 @@ class Controller:
                                   cluster=self.cluster, clock=self.clock)
         self.checkpoints = checkpoint.CheckpointWriter(
             lambda: checkpoint.document(self.state, self.proxies.checkpoint()), self.cluster.kv_put, self.cluster.kv_del)
-        self.lifecycle = ReplicaLifecycle(self.state, self.cluster, self.clock, self.spares, self._publish, self._checkpoint)
+        self.lifecycle = ReplicaLifecycle(self.state, self.cluster, self.clock, self.spares, self._publish, self._checkpoint,
+                                          nodes=lambda: self.proxies.node_info)
         # Versions only need to differ; starting from the clock keeps a restarted
         # controller's versions apart from the ones callers already hold.
         self.version = int(self.clock.time() * 1_000_000)
@@ -144,7 +145,8 @@ class Controller:
             p = ds.plan(target, recs, dep in state.failed)
             for _ in range(p.start):
                 assert target is not None
-                self.lifecycle.start(dep, target)
+                if not self.lifecycle.start(dep, target):
+                    break  # no node has room under max_replicas_per_node: the next pass tries again
                 changed = True
             for rid in p.stop:
                 self.lifecycle.stop(dep, recs[rid])
@@ -153,7 +155,7 @@ class Controller:
                 self.lifecycle.reconfigure(dep, recs[rid], target)
             if target is None and not recs:
                 del state.targets[dep]
-                for kept in (state.replicas, state.failed, state.previous, state.rolled_back):
+                for kept in (state.replicas, state.failed, state.previous, state.rolled_back, state.unplaced):
                     kept.pop(dep, None)
                 changed = True
             if dep in state.previous and target is not None:
@@ -226,7 +228,8 @@ class Controller:
             if n and target is not None and target.target_replicas == 0 and self._autoscale(dep, target):
                 self._checkpoint()
                 for _ in range(ds.plan(target, state.replicas.setdefault(dep, {}), dep in state.failed).start):
-                    self.lifecycle.start(dep, target)  # from zero: start now, not on the next pass
+                    if not self.lifecycle.start(dep, target):  # from zero: start now, not on the next pass
+                        break
 
     async def listen(self, version: int, timeout_s: float) -> tuple[int, dict[str, Any]]:
         if not self._restored.is_set():

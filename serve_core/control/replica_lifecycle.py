@@ -19,6 +19,7 @@ from serve_core import metrics
 from serve_core.config import data_path_settings
 from serve_core.control import deployment_state as ds
 from serve_core.control.clock import Clock
+from serve_core.control.placement import NO_NODE, choose_node
 from serve_core.control.state import ControlState
 from serve_core.control.warm_spares import WarmSpares
 from serve_core.data.replica import ReplicaActor
@@ -36,15 +37,24 @@ def _spawn(coro: Any) -> asyncio.Task[None]:
 
 class ReplicaLifecycle:
     def __init__(self, state: ControlState, cluster: Any, clock: Clock, spares: WarmSpares,
-                 publish: Callable[[], None], checkpoint: Callable[[], None]) -> None:
+                 publish: Callable[[], None], checkpoint: Callable[[], None],
+                 nodes: Callable[[], list[dict[str, Any]]] = list) -> None:
         self.state, self.cluster, self.clock, self.spares = state, cluster, clock, spares
         self.publish, self.checkpoint = publish, checkpoint
+        self.nodes = nodes  # the alive nodes, as of the controller's last look
 
     # -- start ---------------------------------------------------------------------------
 
-    def start(self, dep: DeploymentID, target: ds.DeploymentTarget) -> None:
-        rid = uuid.uuid4().hex[:8]
+    def start(self, dep: DeploymentID, target: ds.DeploymentTarget) -> bool:
+        """Start one replica of ``dep``; False when max_replicas_per_node leaves no node for it."""
         opts = target.opts
+        actor_options = opts.actor_options()
+        node = self._place(dep, float(actor_options.get("num_cpus", 1)), opts.max_replicas_per_node)
+        if node is None and opts.max_replicas_per_node is not None:
+            self.state.unplaced[dep] = NO_NODE.format(cap=opts.max_replicas_per_node)
+            return False
+        self.state.unplaced.pop(dep, None)
+        rid = uuid.uuid4().hex[:8]
         spec = {
             "deployment_id": dep, "replica_id": rid, "def_bytes": target.def_bytes,
             "init_bytes": target.init_bytes, "max_ongoing": opts.max_ongoing_requests,
@@ -54,9 +64,16 @@ class ReplicaLifecycle:
         }
         rec = ds.ReplicaRecord(rid, f"{REPLICA_PREFIX}{dep.key()}:{rid}", target.code_version(), target.config_version())
         rec.started_at = self.clock.time()
-        rec.handle = self.cluster.start_replica(ReplicaActor, rec.actor_name, spec, opts.actor_options())
+        rec.node_id = node or ""  # where it was asked to go; initialize() reports where it went
+        rec.handle = self.cluster.start_replica(ReplicaActor, rec.actor_name, spec, actor_options, node_id=node)
         self.state.replicas[dep][rid] = rec
         rec.tasks.append(_spawn(self._initialize(dep, rec)))
+        return True
+
+    def _place(self, dep: DeploymentID, num_cpus: float, cap: int | None) -> str | None:
+        live = [r for recs in self.state.replicas.values() for r in recs.values() if r.state != ReplicaState.STOPPING]
+        siblings = [r.node_id for r in self.state.replicas.get(dep, {}).values() if r.state != ReplicaState.STOPPING]
+        return choose_node(self.nodes(), siblings, [r.node_id for r in live], num_cpus, cap)
 
     async def _initialize(self, dep: DeploymentID, rec: ds.ReplicaRecord) -> None:
         state = self.state

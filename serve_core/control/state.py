@@ -36,6 +36,7 @@ class ControlState:
         # began, kept until no replica of another version is left.
         self.previous: dict[DeploymentID, ds.DeploymentTarget] = {}
         self.rolled_back: dict[DeploymentID, str] = {}  # why, until the next deploy
+        self.unplaced: dict[DeploymentID, str] = {}  # why a replica waits for a node (max_replicas_per_node)
 
 
 def target_from_doc(t: dict[str, Any]) -> ds.DeploymentTarget:

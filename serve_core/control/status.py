@@ -54,7 +54,7 @@ def applications(state: ControlState) -> dict[str, Any]:
             for r in recs.values():
                 counts[r.state.value] = counts.get(r.state.value, 0) + 1
             deps[dep.name] = {
-                "status": st.value, "message": state.failed.get(dep) or state.rolled_back.get(dep, ""),
+                "status": st.value, "message": state.failed.get(dep) or state.rolled_back.get(dep) or state.unplaced.get(dep, ""),
                 "replica_states": counts,
                 "target_replicas": target.target_replicas if target else 0,
                 "replicas": [

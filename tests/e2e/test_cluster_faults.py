@@ -277,7 +277,7 @@ def test_gcs_scale_change_keeps_the_replicas_it_had(fault_cluster):
 
 
 def test_replica_then_controller_killed(fault_cluster):
-    state, _, proxies = fault_cluster
+    state, workers, proxies = fault_cluster
     retried_before = prom_value(state, 'sum(serve_core_router_retries_total{reason="replica_died"})')
     with OpenLoop(proxies) as load:
         time.sleep(4)
@@ -298,6 +298,9 @@ def test_replica_then_controller_killed(fault_cluster):
            f"replica_killed_at_s={killed_at:.1f} retried_after_acceptance={retried:.0f}")
     assert r.sent > 0 and r.failed == [] and r.lost_in_flight == [] and r.ok == r.sent
     assert replaced_s is not None and victim["pid"] not in pids and len(pids) == 2
+    # The replacement went where its sibling is not (control/placement.py), not wherever
+    # Ray's round-robin SPREAD happened to be.
+    assert sorted(pids.values()) == sorted(n["address"] for n in workers), pids
     # The controller's restart replaced nothing: the same two processes serve.
     assert after_controller == pids and answering == set(pids), (pids, after_controller, answering)
     # GETs the dead replica had accepted are retried elsewhere (the proxies count them; printed

@@ -42,7 +42,8 @@ class FakeReplica(FakeActor):
         if self.spec.get("version") in self.cluster.failing_versions:
             raise RuntimeError("constructor failed: bad weights")
         self.info_ = self.info_ or {"host": "10.0.0.1", "port": self.pid, "pid": self.pid, "metrics_port": 1,
-                                    "replica_id": self.spec["replica_id"], "node_id": "node-1",
+                                    "replica_id": self.spec["replica_id"],
+                                    "node_id": self.cluster.placed.get(self.name) or "node-1",
                                     "version": self.spec.get("version", ""),
                                     "config_version": self.spec.get("config_version", "")}
         return self.info_
@@ -77,6 +78,7 @@ class FakeCluster:
         self.kv: dict[bytes, bytes] = {}
         self.actors: dict[str, FakeActor] = {}
         self.started: list[str] = []
+        self.placed: dict[str, str | None] = {}  # replica actor name -> the node it was asked to go to
         self.prestarted: list[tuple[str, int]] = []  # (node id, count) per prestart_workers call
         self.start_gate: asyncio.Event | None = None  # when set, replicas finish starting only once it is
         self.failing_versions: set[str] = set()  # replicas of these code versions fail to start
@@ -99,8 +101,10 @@ class FakeCluster:
     def actor_names(self, prefix: str) -> list[str]:
         return [n for n in self.actors if n.startswith(prefix)]
 
-    def start_replica(self, actor_cls: type, name: str, spec: dict[str, Any], actor_options: dict[str, Any]) -> FakeReplica:
+    def start_replica(self, actor_cls: type, name: str, spec: dict[str, Any], actor_options: dict[str, Any],
+                      node_id: str | None = None) -> FakeReplica:
         self.started.append(name)
+        self.placed[name] = node_id
         actor = self.actors[name] = FakeReplica(self, name, spec)
         return actor
 

@@ -295,3 +295,45 @@ def test_a_rollout_replaces_at_most_its_surge_at_once(fake):
         c._stopping = True
 
     virtual_time.run(main())
+
+
+def test_replicas_spread_over_the_nodes_and_a_replacement_goes_where_its_sibling_is_not(fake):
+    """Ray's SPREAD once put both replicas of a deployment on one node (the campaign's
+    worker-node-loss run); the controller now picks each replica's node itself."""
+
+    async def main():
+        fake.nodes = ["node-1", "node-2", "node-3"]
+        c = controller_mod.Controller({"location": "EveryNode"}, clock=LoopClock(), cluster=fake)
+        await until(lambda: len(c.proxies.node_info) == 3)
+        await c.deploy_app("app", "/", "Model", [record("Model", 3)])
+        await running(c)
+        assert sorted(fake.placed[n] for n in fake.started) == ["node-1", "node-2", "node-3"]
+
+        lost = fake.placed[fake.started[1]]
+        fake.kill(fake.actors[fake.started[1]])
+        await until(lambda: len(fake.started) == 4)
+        assert fake.placed[fake.started[3]] == lost  # not next to a sibling
+        c._stopping = True
+
+    virtual_time.run(main())
+
+
+def test_max_replicas_per_node_leaves_a_replica_waiting_with_the_reason_in_status(fake):
+    async def main():
+        fake.nodes = ["node-1", "node-2"]
+        c = controller_mod.Controller({"location": "EveryNode"}, clock=LoopClock(), cluster=fake)
+        await until(lambda: len(c.proxies.node_info) == 2)
+        rec = record("Model", 3)
+        rec["options"]["max_replicas_per_node"] = 1
+        await c.deploy_app("app", "/", "Model", [rec])
+        st = await app_status(c, lambda st: "max_replicas_per_node=1" in st.get("message", ""))
+        assert st["status"] == "DEPLOYING" and len(fake.started) == 2
+        assert sorted(fake.placed[n] for n in fake.started) == ["node-1", "node-2"]
+
+        fake.nodes.append("node-3")  # room at last: the third starts there and the reason goes
+        await running(c)
+        assert fake.placed[fake.started[2]] == "node-3"
+        assert (await c.status())["applications"]["app"]["message"] == ""
+        c._stopping = True
+
+    virtual_time.run(main())
