@@ -386,12 +386,15 @@ def resource_note(j: J, verdicts: Sequence[SeriesVerdict]) -> str:
     how = (f"{len(samples)} samples every {float(res.get('every_s') or 0):g} s over {span_s:.0f} s: "
            f"{len(verdicts)} processes in {len(roles)} roles (a process killed and started again is a new one). "
            f"A process grows when its least-squares slope is above {check.max_rss_growth_mib_per_h:g} MiB/h of memory "
-           f"(RSS) or {check.max_fd_growth_per_h:g} open files an hour and its 95% band is above zero; its first "
+           f"(RSS) or {check.max_fd_growth_per_h:g} open files an hour, its 95% band is above zero and the line rises "
+           f"at least {check.min_rss_rise_mib:g} MiB or {check.min_fd_rise:g} files over the time judged; its first "
            f"{check.warmup_s:g} s are left out, and one sampled for less than {check.min_span_s:g} s after that is "
            "too short to judge. ")
     how += ("Required: a growing process fails the run." if declared and check.require_flat else
             "Reported as a finding: the run does not require it." if declared else
             "Not declared by the experiment: judged with the defaults, for information.")
+    if check.roles is not None:
+        how += f" Judged: {', '.join(check.roles)}; the other roles are shown, not judged."
     if res.get("errors"):
         how += f" {len(res['errors'])} sample(s) failed; the last: {res['errors'][-1].get('error')}."
     return how

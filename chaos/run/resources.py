@@ -8,7 +8,9 @@ every process of the cluster under test, and judge whether each stays flat.
   A process is its own series: a replica killed and started again is a new process with a
   series of its own, so "flat" means no process grows while it lives, whatever its successors
   do. A series is **growing** when its slope is above the allowed growth *and* the growth is
-  outside the noise (the band's lower end is above zero); **short** (not judged) when it lived
+  outside the noise (the band's lower end is above zero) and the line rises at least
+  ``min_*_rise`` over the time judged (a process that lived 17 minutes and opened 3 more files
+  once has a slope of 10 an hour, and no leak); **short** (not judged) when it lived
   less than ``min_span_s`` after its warm-up. Leaks that take the form of more processes
   (workers piling up) show in the count per role, which the report gives too.
 
@@ -113,11 +115,13 @@ def fit(points: Sequence[tuple[float, float]]) -> Trend | None:
 FLAT, GROWING, SHORT = "flat", "growing", "short"
 
 
-def verdict(trend: Trend | None, max_per_h: float, min_span_s: float) -> str:
-    """growing: above the allowed growth and outside the noise; short: too little to judge; else flat."""
+def verdict(trend: Trend | None, max_per_h: float, min_span_s: float, min_rise: float = 0.0) -> str:
+    """growing: above the allowed growth, outside the noise, and rising at least ``min_rise`` over
+    the span judged; short: too little to judge; else flat."""
     if trend is None or trend.n < MIN_POINTS or trend.span_s < min_span_s:
         return SHORT
-    if trend.slope_per_h > max_per_h and trend.slope_per_h - trend.band_per_h > 0:
+    rise = trend.slope_per_h * trend.span_s / HOUR_S
+    if trend.slope_per_h > max_per_h and trend.slope_per_h - trend.band_per_h > 0 and rise >= min_rise:
         return GROWING
     return FLAT
 
@@ -165,8 +169,9 @@ def judge_series(s: Series, check: ResourceCheck) -> SeriesVerdict:
     kept = [p for p in s.points if p[0] >= start]
     rss = fit([(t, r / MIB) for t, r, _ in kept])
     fds = fit([(t, float(f)) for t, _, f in kept])
-    return SeriesVerdict(s, check.judged(s.role), rss, fds, verdict(rss, check.max_rss_growth_mib_per_h, check.min_span_s),
-                         verdict(fds, check.max_fd_growth_per_h, check.min_span_s))
+    return SeriesVerdict(s, check.judged(s.role), rss, fds,
+                         verdict(rss, check.max_rss_growth_mib_per_h, check.min_span_s, check.min_rss_rise_mib),
+                         verdict(fds, check.max_fd_growth_per_h, check.min_span_s, check.min_fd_rise))
 
 
 def judge(samples: Iterable[tuple[float, Sequence[Usage]]], check: ResourceCheck) -> list[SeriesVerdict]:

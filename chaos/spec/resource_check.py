@@ -19,6 +19,11 @@ class ResourceCheck(BaseModel):
     max_rss_growth_mib_per_h: float = Field(
         16.0, gt=0, description="Allowed memory growth of one process, MiB per hour (least-squares slope).")
     max_fd_growth_per_h: float = Field(10.0, gt=0, description="Allowed open-file growth of one process, per hour.")
+    min_rss_rise_mib: float = Field(
+        8.0, ge=0, description="A process grows only when its line also rises this much over the time judged "
+        "(slope times span): a short-lived process's one-off step is not a leak.")
+    min_fd_rise: float = Field(5.0, ge=0, description="The same for open files (a connection or two opened once is "
+                                                      "not a leak).")
     warmup_s: float = Field(60.0, ge=0, description="Each process's first seconds (imports, caches) are not judged.")
     min_span_s: float = Field(120.0, gt=0, description="A process sampled for less than this after its warm-up is "
                                                        "too short to judge.")

@@ -167,6 +167,19 @@ def test_too_few_points_or_too_short_a_span_is_not_judged():
     assert verdict(fit([(10.0 * i, 100.0 + i) for i in range(20)]), 16, 600) == SHORT  # 190 s < 600 s
 
 
+def test_a_one_off_step_in_a_short_life_is_not_a_leak_but_a_steady_climb_is():
+    # The hour soak's last controller: judged for 17 minutes, 3 files more after minute 5 (a
+    # connection opened once). Its slope is above 10 an hour, its band above zero, yet it rose
+    # 3 files; the same span leaking one file a minute rose 17.
+    span = [10.0 * i for i in range(103)]
+    step = fit([(t, 59.0 + (3 if t >= 300 else 0)) for t in span])
+    assert step is not None and step.slope_per_h > 10 and step.slope_per_h - step.band_per_h > 0
+    assert verdict(step, 10, 600) == GROWING  # without a floor on the rise
+    assert verdict(step, 10, 600, min_rise=5) == FLAT
+    climb = fit([(t, 59.0 + t // 60) for t in span])
+    assert verdict(climb, 10, 600, min_rise=5) == GROWING
+
+
 def usage_samples(series):
     """[(t, [Usage])] from {(pid, role, node): [(t, rss MiB, fds)]}."""
     by_t: dict[float, list[Usage]] = {}
