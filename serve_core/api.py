@@ -15,11 +15,11 @@ from typing import Any
 
 from serve_core import ray_seam
 from serve_core.application import Application, Deployment, build, code_hash, deployment, ingress
-from serve_core.config import HTTPOptions, ProxyLocation, parse, validate_route_prefix
+from serve_core.config import HTTPOptions, LoggingConfig, ProxyLocation, parse, validate_route_prefix
 from serve_core.data import caller
 from serve_core.data.handle import DeploymentHandle
 from serve_core.errors import ConfigError, DeploymentFailedError, NotFoundError
-from serve_core.ids import ApplicationStatus, DeploymentStatus
+from serve_core.ids import DEPLOYED_CONFIG_KEY, ApplicationStatus, DeploymentStatus
 from serve_core.schema import ApplicationStatusOverview, DeploymentStatusOverview, ServeStatus
 
 __all__ = [  # with the declarations of serve_core.application, re-exported: serve_core.api is the whole API
@@ -59,10 +59,14 @@ def start(
     logging_config: Any = None,
     **kwargs: Any,
 ) -> None:
-    """Start the controller and proxies with ``http_options`` (idempotent)."""
+    """Start the controller and proxies with ``http_options`` (idempotent).
+
+    ``logging_config`` (a LoggingConfig or its fields as a dict) sets the log level of the
+    controller, proxies and replicas and turns the proxies' access log on or off.
+    """
     if grpc_options is not None:
         raise ConfigError("grpc_options", grpc_options, "serve_core serves HTTP only; drop grpc_options")
-    _ignored("serve.start", logging_config=logging_config, **kwargs)
+    _ignored("serve.start", **kwargs)
     if isinstance(proxy_location, ProxyLocation):
         proxy_location = proxy_location.value
     if isinstance(http_options, HTTPOptions):
@@ -71,6 +75,9 @@ def start(
         opts = parse(HTTPOptions, dict(http_options or {}), "http_options")
     if proxy_location is not None:
         opts = opts.model_copy(update={"location": proxy_location})
+    if logging_config is not None:
+        fields = logging_config.model_dump() if hasattr(logging_config, "model_dump") else logging_config
+        opts = opts.model_copy(update={"logging_config": parse(LoggingConfig, fields, "logging_config")})
     existing = _controller(create=False)
     if existing is not None:
         current = existing.get_http_options()
@@ -196,6 +203,7 @@ def shutdown() -> None:
     caller.reset()
     try:
         controller.graceful_shutdown(timeout=60)
+        ray_seam.kv_del(DEPLOYED_CONFIG_KEY)  # `serve-core config` has nothing deployed to show
     finally:
         ray_seam.kill(controller)
         # ray.kill returns before the actor is gone; until then its name still finds it, and

@@ -187,7 +187,38 @@ def data_path_settings(http_options: dict[str, Any]) -> dict[str, Any]:
         dp["max_frame_bytes"] = int(http_options.get("max_body_bytes", 10 * 1024 * 1024)) + 1024 * 1024
     dp["debug_errors"] = bool(http_options.get("debug_errors", False))
     dp["metrics_host"] = http_options.get("metrics_host")
+    dp["logging_config"] = http_options.get("logging_config")  # replicas apply it (log_setup.py)
     return dp
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class LoggingConfig(_Strict):
+    """``logging_config``: Ray Serve's fields. ``log_level`` sets serve_core's loggers in the
+    controller, proxies and replicas; ``enable_access_log`` makes each proxy log a line per
+    request (method, path, status, milliseconds) at INFO. ``encoding``, ``logs_dir`` and
+    ``additional_log_standard_attrs`` are accepted and have no effect: logs go where Ray
+    sends its workers' output, as text."""
+
+    encoding: Literal["TEXT", "JSON"] = Field("TEXT", description="Accepted; serve_core logs text.")
+    log_level: str = Field("INFO", description=f"One of {', '.join(LOG_LEVELS)}.")
+    logs_dir: str | None = Field(None, description="Accepted; logs go to Ray's worker log files.")
+    enable_access_log: bool = Field(True, description="A line per request in each proxy's log.")
+    additional_log_standard_attrs: list[str] = Field(default_factory=list, description="Accepted; not used.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, v: Any) -> str:
+        name = str(v).upper()
+        if name not in LOG_LEVELS:
+            raise ValueError(f"{v!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+        return name
+
+    def ignored(self) -> list[str]:
+        """The fields set to something serve_core does not act on."""
+        return [k for k in ("encoding", "logs_dir", "additional_log_standard_attrs")
+                if getattr(self, k) != type(self).model_fields[k].get_default(call_default_factory=True)]
 
 
 class HTTPOptions(_Strict):
@@ -253,6 +284,9 @@ class HTTPOptions(_Strict):
     root_path: str = Field("", description="Prefix stripped behind a reverse proxy.")
     data_path: DataPathOptions = Field(
         default_factory=DataPathOptions, description="Direct connections between callers and replicas: frame cap, TLS.")
+    logging_config: LoggingConfig | None = Field(
+        None, description="Log level and access log of the controller, proxies and replicas; set it with "
+        "serve.start(logging_config=) or a config file's top-level logging_config. None: warnings only, no access log.")
 
     @model_validator(mode="after")
     def _limits_and_tls(self) -> HTTPOptions:
@@ -265,72 +299,6 @@ class HTTPOptions(_Strict):
             raise ValueError("proxy TLS needs ssl_certfile and ssl_keyfile together; set both or neither")
         if (self.ssl_keyfile_password or self.ssl_ca_certs) and not self.ssl_certfile:
             raise ValueError("ssl_keyfile_password and ssl_ca_certs apply only with ssl_certfile and ssl_keyfile; set those")
-        return self
-
-
-class DeploymentOverride(BaseModel):
-    """One entry of ``applications[].deployments`` in the YAML."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(..., min_length=1, description="Name of a deployment in the application.")
-    num_replicas: int | Literal["auto"] | None = None
-    max_ongoing_requests: int | None = Field(None, ge=1)
-    max_queued_requests: int | None = Field(None, ge=-1)
-    user_config: Any = None
-    ray_actor_options: dict[str, Any] | None = None
-    health_check_period_s: float | None = Field(None, gt=0)
-    health_check_timeout_s: float | None = Field(None, gt=0)
-    graceful_shutdown_wait_loop_s: float | None = Field(None, gt=0)
-    graceful_shutdown_timeout_s: float | None = Field(None, ge=0)
-    autoscaling_config: AutoscalingConfig | None = None
-    backpressure_config: BackpressureConfig | None = None
-    idempotent: bool | None = None
-    max_surge_fraction: float | None = Field(None, gt=0, le=1)
-    max_replicas_per_node: int | None = Field(None, ge=1)
-
-    def changes(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump(exclude={"name"}, exclude_unset=True).items()}
-
-
-class ApplicationConfig(BaseModel):
-    """One entry of ``applications`` in the YAML (Ray Serve's subset)."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field("default", min_length=1)
-    route_prefix: str | None = Field("/", description="HTTP prefix, or null for handle-only.")
-    import_path: str = Field(..., description="module:attribute of a bound application.")
-    args: dict[str, Any] = Field(default_factory=dict, description="Passed to an app builder function.")
-    runtime_env: dict[str, Any] = Field(default_factory=dict)
-    deployments: list[DeploymentOverride] = Field(default_factory=list)
-
-    @field_validator("import_path")
-    @classmethod
-    def _import_path(cls, v: str) -> str:
-        if ":" not in v and "." not in v:
-            raise ValueError(f"{v!r} is not 'module:attribute'; for example 'examples.function_app.app:app'")
-        return v
-
-    @field_validator("route_prefix")
-    @classmethod
-    def _prefix(cls, v: str | None) -> str | None:
-        return validate_route_prefix(v)
-
-
-class ServeConfig(BaseModel):
-    """The whole ``serve-core deploy`` document."""
-
-    model_config = ConfigDict(extra="forbid")
-    http_options: HTTPOptions = Field(default_factory=HTTPOptions)
-    applications: list[ApplicationConfig] = Field(..., min_length=1)
-
-    @model_validator(mode="after")
-    def _unique(self) -> ServeConfig:
-        names = [a.name for a in self.applications]
-        prefixes = [a.route_prefix for a in self.applications if a.route_prefix is not None]
-        for label, values in (("name", names), ("route_prefix", prefixes)):
-            dup = {v for v in values if values.count(v) > 1}
-            if dup:
-                raise ValueError(f"applications share {label} {sorted(dup)}; each must be unique")
         return self
 
 

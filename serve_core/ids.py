@@ -58,3 +58,4 @@ class ApplicationStatus(StrEnum):
 NAMESPACE = "serve_core"
 CONTROLLER_NAME = "SERVE_CORE_CONTROLLER"
 CHECKPOINT_KEY = b"serve_core:checkpoint"
+DEPLOYED_CONFIG_KEY = b"serve_core:deployed_config"  # the config file last deployed (`serve-core config`)

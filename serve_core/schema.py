@@ -12,27 +12,22 @@ from enum import StrEnum
 from typing import Any
 
 from serve_core.config import (
-    ApplicationConfig as ServeApplicationSchema,
-)
-from serve_core.config import (
     AutoscalingConfig,
     BackpressureConfig,
+    LoggingConfig,
     ProxyLocation,
-)
-from serve_core.config import (
-    DeploymentOverride as DeploymentSchema,
 )
 from serve_core.config import (
     HTTPOptions as HTTPOptionsSchema,
 )
-from serve_core.config import (
-    ServeConfig as ServeDeploySchema,
-)
+from serve_core.config_file import ApplicationConfig as ServeApplicationSchema
+from serve_core.config_file import DeploymentOverride as DeploymentSchema
+from serve_core.config_file import ServeConfig as ServeDeploySchema
 from serve_core.ids import ApplicationStatus, DeploymentStatus
 
 __all__ = [
     "ApplicationStatus", "ApplicationStatusOverview", "AutoscalingConfig", "BackpressureConfig",
-    "DeploymentSchema", "DeploymentStatus", "DeploymentStatusOverview", "HTTPOptionsSchema", "ProxyLocation",
+    "DeploymentSchema", "DeploymentStatus", "DeploymentStatusOverview", "HTTPOptionsSchema", "LoggingConfig", "ProxyLocation",
     "ProxyStatus", "ServeApplicationSchema", "ServeDeploySchema", "ServeStatus",
 ]
 

@@ -39,7 +39,7 @@ def deploy_serve_core(path: str, fresh: bool) -> None:
     from serve_core.cli import deploy_app_config, load_config
 
     cfg = load_config(path)
-    api.start(http_options=cfg.http_options)
+    api.start(http_options=cfg.effective_http_options())
     present = set(serve_core.status().applications) if fresh else set()
     _delete([a.name for a in cfg.applications], present, serve_core.delete)
     for i, app_cfg in enumerate(cfg.applications):

@@ -1,6 +1,7 @@
 """``serve-core``: the command line. One module per command group:
 
-- ``apps``: run, deploy, status, shutdown (applications on a cluster);
+- ``apps``: run, deploy, config, status, shutdown (applications on a cluster);
+- ``build``: a config file for applications, in Ray Serve's format;
 - ``score``: a dataset through a running deployment.
 
 Other packages add command groups through the ``serve_core.cli`` entry point group
@@ -18,7 +19,7 @@ import sys
 from collections.abc import Callable
 from importlib import metadata
 
-from serve_core.cli import apps, score
+from serve_core.cli import apps, build, score
 from serve_core.cli.apps import apply_overrides, deploy_app_config, import_app, load_config
 from serve_core.errors import ServeCoreError
 
@@ -48,6 +49,7 @@ def parser(extra: dict[str, Register] | None = None) -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO")
     sub = p.add_subparsers(dest="command", required=True)
     apps.add_commands(sub)
+    build.add_commands(sub)
     score.add_commands(sub)
     for _, register in sorted(groups.items()):
         register(sub)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import sys
 import time
@@ -18,10 +19,14 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from serve_core.errors import ConfigError
+from serve_core.ids import DEPLOYED_CONFIG_KEY
+
+log = logging.getLogger("serve_core.cli")
+WILDCARD_HOSTS = ("0.0.0.0", "::")
 
 if TYPE_CHECKING:
     from serve_core import api
-    from serve_core.config import ApplicationConfig, ServeConfig
+    from serve_core.config_file import ApplicationConfig, ServeConfig
 
 
 def import_app(import_path: str, args: dict[str, Any] | None = None, field: str = "import_path") -> api.Application:
@@ -75,7 +80,10 @@ def apply_overrides(app: api.Application, overrides: dict[str, dict[str, Any]], 
 
 
 def load_config(path: str) -> ServeConfig:
-    from serve_core.config import ServeConfig, parse
+    """A config file (Ray Serve's format, serve_core's extras allowed), with one warning naming
+    the keys it accepts and does not act on."""
+    from serve_core.config import parse
+    from serve_core.config_file import ServeConfig
     try:
         with open(path) as f:
             doc = yaml.safe_load(f)
@@ -85,7 +93,16 @@ def load_config(path: str) -> ServeConfig:
         raise ConfigError("config file", path, f"is not valid YAML: {e}") from None
     if not isinstance(doc, dict):
         raise ConfigError("config file", path, "must be a mapping with an `applications` list")
-    return parse(ServeConfig, doc)
+    cfg = parse(ServeConfig, doc)
+    ignored = cfg.ignored()
+    if ignored:
+        log.warning("%s: accepted and ignored (no meaning in serve_core): %s", path, ", ".join(ignored))
+    host = cfg.http_options.host
+    if host in WILDCARD_HOSTS:
+        log.warning("%s: http_options.host is %s: proxies listen on every interface (Ray Serve's `serve build` writes "
+                    "this by default); set 127.0.0.1 to keep them on this machine, or put TLS and a firewall in front",
+                    path, host)
+    return cfg
 
 
 def deploy_app_config(cfg: ApplicationConfig, index: int) -> None:
@@ -96,13 +113,23 @@ def deploy_app_config(cfg: ApplicationConfig, index: int) -> None:
     api.run(app, name=cfg.name, route_prefix=cfg.route_prefix)
 
 
+def is_config_file(target: str) -> bool:
+    return target.endswith((".yaml", ".yml", ".json")) or os.path.isfile(target)
+
+
 def cmd_run(ns: argparse.Namespace) -> int:
+    """``run module:app`` or ``run CONFIG``: deploy, then wait for Ctrl-C (unless --non-blocking)."""
     from serve_core import api, ray_seam
-    app = import_app(ns.import_path)
-    ray_seam.connect(ns.address)
-    api.start(http_options={"host": ns.host, "port": ns.port})
-    api.run(app, name=ns.name, route_prefix=ns.route_prefix)
-    print(f"application {ns.name!r} is running at http://{ns.host}:{ns.port}{ns.route_prefix or ''}", flush=True)
+    if is_config_file(ns.import_path):
+        cfg = load_config(ns.import_path)
+        ray_seam.connect(ns.address)
+        deploy_config(cfg, ns.import_path)
+    else:
+        app = import_app(ns.import_path)
+        ray_seam.connect(ns.address)
+        api.start(http_options={"host": ns.host, "port": ns.port})
+        api.run(app, name=ns.name, route_prefix=ns.route_prefix)
+        print(f"application {ns.name!r} is running at http://{ns.host}:{ns.port}{ns.route_prefix or ''}", flush=True)
     if ns.non_blocking:
         return 0
     try:
@@ -114,14 +141,44 @@ def cmd_run(ns: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_deploy(ns: argparse.Namespace) -> int:
+def deploy_config(cfg: ServeConfig, path: str) -> None:
+    """Every application of ``cfg``; the file's text is kept for ``serve-core config``."""
     from serve_core import api, ray_seam
-    cfg = load_config(ns.config)
-    ray_seam.connect(ns.address)
-    api.start(http_options=cfg.http_options)
+    opts = cfg.effective_http_options()
+    api.start(http_options=opts)
     for i, app_cfg in enumerate(cfg.applications):
         deploy_app_config(app_cfg, i)
-        print(f"deployed application {app_cfg.name!r} at {app_cfg.route_prefix}", flush=True)
+        where = f"http://{opts.host}:{opts.port}{app_cfg.route_prefix}" if app_cfg.route_prefix else "(no route)"
+        print(f"deployed application {app_cfg.name!r} at {where}", flush=True)
+    ray_seam.kv_put(DEPLOYED_CONFIG_KEY, yaml.safe_dump(cfg.model_dump(mode="json", exclude_unset=True),
+                                                        sort_keys=False).encode())
+
+
+def cmd_deploy(ns: argparse.Namespace) -> int:
+    from serve_core import ray_seam
+    cfg = load_config(ns.config)
+    ray_seam.connect(ns.address)
+    deploy_config(cfg, ns.config)
+    return 0
+
+
+def cmd_config(ns: argparse.Namespace) -> int:
+    """The config `deploy` (or `run CONFIG`) last applied, as YAML."""
+    from serve_core import ray_seam
+    ray_seam.connect(ns.address)
+    text = ray_seam.kv_get(DEPLOYED_CONFIG_KEY)
+    if text is None:
+        print("no config deployed: applications deployed from Python (serve.run) or with `serve-core run module:app` "
+              "have none; `serve-core status` lists them", file=sys.stderr)
+        return 1
+    doc = yaml.safe_load(text)
+    if ns.name:
+        apps = [a for a in doc.get("applications", []) if a.get("name") == ns.name]
+        if not apps:
+            raise ConfigError("--name", ns.name, "no application of that name in the deployed config; "
+                              f"it has {[a.get('name') for a in doc.get('applications', [])]}")
+        doc = apps[0]
+    print(yaml.safe_dump(doc, sort_keys=False), end="")
     return 0
 
 
@@ -161,8 +218,9 @@ def add_address(sp: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    r = sub.add_parser("run", help="deploy module:app and serve it")
-    r.add_argument("import_path")
+    r = sub.add_parser("run", help="deploy module:app (or the applications of a config file) and serve it")
+    r.add_argument("import_path", metavar="module:app | CONFIG",
+                   help="a bound application, or a config file (Ray Serve's format, as `serve build` writes it)")
     r.add_argument("--name", default="default")
     r.add_argument("--route-prefix", default="/")
     r.add_argument("--host", default="127.0.0.1")
@@ -170,10 +228,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     r.add_argument("--non-blocking", action="store_true", help="return once running instead of waiting for Ctrl-C")
     add_address(r)
     r.set_defaults(handler=cmd_run)
-    d = sub.add_parser("deploy", help="deploy the applications of a YAML config")
+    d = sub.add_parser("deploy", help="deploy the applications of a config file (Ray Serve's format)")
     d.add_argument("config")
     add_address(d)
     d.set_defaults(handler=cmd_deploy)
+    c = sub.add_parser("config", help="print the config file `deploy` last applied")
+    c.add_argument("--name", help="only this application's entry")
+    add_address(c)
+    c.set_defaults(handler=cmd_config)
     s = sub.add_parser("status", help="applications, deployments, replicas and proxies")
     s.add_argument("--json", action="store_true")
     add_address(s)

@@ -21,7 +21,7 @@ import os
 import time
 from typing import Any
 
-from serve_core import metrics, ray_seam
+from serve_core import log_setup, metrics, ray_seam
 from serve_core.control import autoscaler, checkpoint, warm_spares
 from serve_core.control import deployment_state as ds
 from serve_core.control import status as status_doc
@@ -43,6 +43,7 @@ SHUTDOWN_GONE_S = 15.0  # how long shutdown waits for its actors' names to disap
 
 class Controller:
     def __init__(self, http_options: dict[str, Any], clock: Clock | None = None, cluster: Any = None) -> None:
+        log_setup.apply(http_options.get("logging_config"))
         self.clock = clock or Clock()
         self.cluster = cluster or ray_seam  # or a fake of it (tests)
         self.state = ControlState(http_options)

@@ -20,7 +20,7 @@ import time
 import uuid
 from typing import Any
 
-from serve_core import metrics
+from serve_core import log_setup, metrics
 from serve_core.data import asgi, caller, frames
 from serve_core.data.http_protocol import CLIENT_GONE, TIMED_OUT, Limits, protocol_class
 from serve_core.data.loop_thread import LoopThread, undo_worker_niceness
@@ -53,6 +53,7 @@ class ProxyApp:
         self.debug_errors = bool(options.get("debug_errors", False))
         self.expose_routes = bool(options.get("expose_routes", True))
         self.expose_metrics = bool(options.get("expose_metrics", True))
+        self.access_log = log_setup.apply(options.get("logging_config"))
         self.routes: list[tuple[str, str, DeploymentID]] = []
         self.draining = False
         self.ready = False  # until the first routes arrive from the controller
@@ -137,6 +138,8 @@ class ProxyApp:
             prefix, app, _ = route
             metrics.child(metrics.HTTP_REQUESTS, prefix, app, scope["method"], str(status)).inc()
             metrics.child(metrics.HTTP_LATENCY, prefix, app).observe(time.perf_counter() - start)
+            if self.access_log:
+                log_setup.ACCESS.info("%s %s %d %.1fms", scope["method"], path, status, (time.perf_counter() - start) * 1000)
 
     async def builtin(self, path: str, send: Send) -> None:
         if path == "/-/healthz":

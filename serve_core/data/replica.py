@@ -24,7 +24,7 @@ from typing import Any
 
 import cloudpickle
 
-from serve_core import context, metrics
+from serve_core import context, log_setup, metrics
 from serve_core.data import asgi, frames, multiplex, tls, wire
 from serve_core.data.handshake import ServerHandshake
 from serve_core.data.loop_thread import LoopThread, undo_worker_niceness
@@ -328,6 +328,7 @@ class ReplicaActor:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         undo_worker_niceness()
+        log_setup.apply((spec.get("data_path") or {}).get("logging_config"))
         self._thread = LoopThread(f"replica-{spec['replica_id']}")
         self._server = ReplicaServer(spec, self._thread.loop)
         self._spec = spec

@@ -1,6 +1,7 @@
 import pytest
 
-from serve_core.config import AutoscalingConfig, DeploymentOptions, HTTPOptions, ServeConfig, parse
+from serve_core.config import AutoscalingConfig, DeploymentOptions, HTTPOptions, parse
+from serve_core.config_file import ServeConfig
 from serve_core.errors import ConfigError
 
 

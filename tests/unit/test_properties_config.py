@@ -25,7 +25,8 @@ from chaos.slo.queries import SLOError, parse_slos
 from chaos.spec.experiment import MAX_WORKERS, Experiment
 from chaos.spec.loading import parse_experiment
 from serve_core import config
-from serve_core.config import AutoscalingConfig, DeploymentOptions, HTTPOptions, ServeConfig, parse
+from serve_core.config import AutoscalingConfig, DeploymentOptions, HTTPOptions, parse
+from serve_core.config_file import ServeConfig
 from serve_core.errors import ConfigError
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

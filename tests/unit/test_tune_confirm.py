@@ -8,7 +8,7 @@ import os
 import pytest
 
 from chaos.spec.loading import parse_experiment
-from serve_core.config import ServeConfig
+from serve_core.config_file import ServeConfig
 from tests.unit.test_tune_sweep import doc
 from tune import confirm as cf
 from tune.search import Figures

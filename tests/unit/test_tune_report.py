@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 import yaml
 
-from serve_core.config import ServeConfig
+from serve_core.config_file import ServeConfig
 from tune.__main__ import main
 from tune.frontier import Point, pareto
 from tune.report import frontier_svg, render_md, write_report
