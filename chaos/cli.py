@@ -6,12 +6,14 @@ ready ones, (re)write a run's report.
     python -m chaos shrink reports/chaos/mixed_soak-20261207-180000 --max-runs 30 --max-time 3600
     python -m chaos report reports/chaos/replica_kills-20261122-045639
     python -m chaos campaign chaos/campaigns/ci.yaml --target embedded:default
+    python -m chaos slo export chaos/experiments/replica_kills.yaml -o out/slo
 
 Exit status of ``run``: 0 passed, 1 failed, 2 aborted, 3 could not run (bad file, cluster
 unreachable), 130 interrupted. ``validate``: 0 valid, 3 invalid. ``report``: 0, 3 no journal.
 ``shrink``: 0 a smaller failing schedule found (or the original is minimal), 1 the run did not fail
 again on replay, 3 could not run, 130 interrupted.
 ``campaign``: 0 every run passed and every health check was clean, 1 otherwise, 3 could not run.
+``slo export``: 0 written, 3 a bad file, option or SLO, or a directory that cannot be written.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from chaos.errors import ChaosError, ExperimentError, Problem
+from chaos.errors import NO_VALUE, ChaosError, ExperimentError, Problem
 from chaos.report.run_report import HTML_FILE, SUMMARY_FILE, ReportListener, load_run, write_report
 from chaos.run.journal import (
     Abort,
@@ -39,6 +41,9 @@ from chaos.run.journal import (
     RunStarted,
     SchedulePlanned,
 )
+from chaos.slo.alerts import alert_rules_yaml
+from chaos.slo.openslo import DEFAULT_PROMETHEUS_URL, openslo_documents, to_yaml
+from chaos.slo.queries import SLOError
 from chaos.spec.experiment import Experiment
 from chaos.spec.loading import load_experiment
 from chaos.spec.schedule import PlannedFault, Snapshot, plan
@@ -48,8 +53,8 @@ EXIT = {"passed": 0, "failed": 1, "aborted": 2}
 EXIT_ERROR, EXIT_INTERRUPTED = 3, 130
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m chaos", description="Chaos experiments on a serve_core or Ray Serve "
+def main(argv: list[str] | None = None, prog: str = "python -m chaos") -> int:
+    p = argparse.ArgumentParser(prog=prog, description="Chaos experiments on a serve_core or Ray Serve "
                                                                     "cluster: faults on a schedule, SLOs from Prometheus.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -109,6 +114,20 @@ def main(argv: list[str] | None = None) -> int:
     cg.add_argument("--validate", action="store_true", help="check the campaign and its experiments; run nothing")
     cg.add_argument("--quiet", action="store_true", help="print only verdicts and health checks")
     cg.set_defaults(handler=cmd_campaign)
+    slo = sub.add_parser("slo", help="an experiment's SLOs for the tools a team runs").add_subparsers(
+        dest="slo_command", required=True)
+    ex = slo.add_parser("export", help="write the SLOs as OpenSLO v1 documents and Prometheus alerting rules",
+                        description="Write DIR/openslo.yaml (a DataSource, a Service and an SLO per SLO that OpenSLO "
+                                    "can express) and DIR/prometheus-rules.yaml (chaos.slo.alerts' recording and "
+                                    "alerting rules), both on the backend's metric names.")
+    ex.add_argument("file", help="experiment YAML (ready ones: chaos/experiments/)")
+    ex.add_argument("-o", "--out", metavar="DIR", help="the directory to write (default reports/slo/NAME)")
+    ex.add_argument("--backend", choices=["serve_core", "ray_serve"], help="whose metric names (default: the file's)")
+    ex.add_argument("--prometheus-url", default=DEFAULT_PROMETHEUS_URL,
+                    help=f"the OpenSLO DataSource's URL (default {DEFAULT_PROMETHEUS_URL})")
+    ex.add_argument("--alert-scale", type=float, default=1.0,
+                    help="the alert rules' burn windows times this (default 1: 5m/1m and 30m/5m; runs use 0.1)")
+    ex.set_defaults(handler=cmd_slo_export)
     ns = p.parse_args(argv)
     try:
         return int(ns.handler(ns))
@@ -199,6 +218,35 @@ def cmd_shrink(ns: argparse.Namespace) -> int:
     options = ShrinkOptions(max_runs=ns.max_runs, max_time_s=ns.max_time, match=ns.match, confirm=ns.confirm,
                             simplify=ns.simplify, target=ns.target, deploy=not ns.no_deploy, out=ns.out)
     return Shrinker(ns.run, options, out=sys.stdout).run().exit_code
+
+
+def cmd_slo_export(ns: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    if not ns.alert_scale > 0:
+        raise ExperimentError(Problem("--alert-scale", ns.alert_scale, "give a positive factor, e.g. 0.1 for a run of minutes"))
+    exp = load_experiment(ns.file, backend=ns.backend)
+    slos = list(exp.steady_state.slos)
+    try:
+        export = openslo_documents(slos, exp.backend, service=exp.name, window_s=exp.run_s, description=exp.description,
+                                   prometheus_url=ns.prometheus_url, annotations={"experiment": exp.name})
+        rules = alert_rules_yaml(slos, exp.backend, scale=ns.alert_scale)
+    except SLOError as e:
+        raise ExperimentError(Problem("steady_state.slos", NO_VALUE, str(e)), ns.file) from None
+    directory = ns.out or os.path.join("reports", "slo", exp.name)
+    header = f"Generated by `python -m chaos slo export {ns.file}` for {exp.backend}; edit the experiment, not this."
+    files = {"openslo.yaml": to_yaml(export.documents, header), "prometheus-rules.yaml": f"# {header}\n{rules}"}
+    try:
+        os.makedirs(directory, exist_ok=True)
+        for name, text in files.items():
+            with open(os.path.join(directory, name), "w") as f:
+                f.write(text)
+    except OSError as e:
+        raise ChaosError(f"cannot write into -o {directory!r} ({e.strerror}); give a directory you can write to") from None
+    for line in export.left_out:
+        out.write(line + "\n")
+    for name in files:
+        out.write(os.path.join(directory, name) + "\n")
+    return 0
 
 
 def cmd_list(ns: argparse.Namespace, out: TextIO | None = None) -> int:

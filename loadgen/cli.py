@@ -27,8 +27,8 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, help="Seconds, with --rate.")
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m loadgen", description=__doc__.splitlines()[0])
+def parser(prog: str = "python -m loadgen") -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="Run open-loop load with Locust and print the summary.")
@@ -184,8 +184,8 @@ def _examples() -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m loadgen") -> int:
+    args = parser(prog).parse_args(argv)
     if not logging.getLogger().handlers:  # quiet: only the run's warnings, as they happen
         logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     try:

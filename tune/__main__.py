@@ -5,7 +5,7 @@
     python -m tune run tune/sweeps/ci_small.yaml --confirm 1 --target embedded:default
 
 Exit status: 0 a recommendation was made, 1 none met the SLOs, 3 bad file or could not run.
-(There is no ``serve-core tune``: serve_core never imports the testbed.)
+Also ``serve-core tune ...`` (registered in tune/__init__.py).
 """
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
     return 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tune", description="Tune autoscaling settings against SLOs.")
+def main(argv: list[str] | None = None, prog: str = "python -m tune") -> int:
+    p = argparse.ArgumentParser(prog=prog, description="Tune autoscaling settings against SLOs.")
     sub = p.add_subparsers(dest="command", required=True)
     v = sub.add_parser("validate", help="check a sweep file and count its settings")
     v.add_argument("file")

@@ -6,14 +6,16 @@
 
 Other packages add command groups through the ``serve_core.cli`` entry point group
 (``[project.entry-points."serve_core.cli"]`` in pyproject.toml): the testbed registers
-``cluster`` (embedded_cluster) and ``simulate`` (tune) there, so serve_core never imports
-the testbed. Each entry point names a function taking argparse's subparsers object; the
+``cluster`` (embedded_cluster), ``simulate`` (tune), and ``chaos``, ``load`` and ``tune``,
+which hand their arguments to ``python -m chaos|loadgen|tune`` (``passthrough``), so
+serve_core never imports the testbed. Each entry point names a function taking argparse's subparsers object; the
 commands it adds set ``handler`` (a function of the parsed namespace returning the exit code).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Callable
@@ -44,7 +46,7 @@ def parser(extra: dict[str, Register] | None = None) -> argparse.ArgumentParser:
     groups = plugins() if extra is None else extra
     p = argparse.ArgumentParser(
         prog="serve-core", description="A Ray Serve-compatible model server.",
-        epilog="More commands (cluster, simulate) come from the testbed packages through the "
+        epilog="More commands (cluster, simulate, chaos, load, tune, dashboards) come from the testbed packages through the "
                f"{ENTRY_POINT_GROUP!r} entry points; if they are missing, reinstall: pip install -e .")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO")
     sub = p.add_subparsers(dest="command", required=True)
@@ -56,8 +58,25 @@ def parser(extra: dict[str, Register] | None = None) -> argparse.ArgumentParser:
     return p
 
 
+def passthrough(sub: argparse._SubParsersAction, name: str, help: str, main: str) -> None:  # type: ignore[type-arg]
+    """A command group whose arguments go, as given, to another package's own command line:
+    ``serve-core chaos run X`` is ``python -m chaos run X``. ``main`` ("module:function") is
+    that package's ``main(argv, prog)``, imported only when the command runs (every other
+    command would pay for its imports); ``serve-core NAME --help`` prints its help."""
+    sub.add_parser(name, help=help, add_help=False).set_defaults(passthrough=main, prog=f"serve-core {name}")
+
+
+def _run_passthrough(main: str, args: list[str], prog: str) -> int:
+    module, _, function = main.partition(":")
+    return int(getattr(importlib.import_module(module), function)(args, prog))
+
+
 def main(argv: list[str] | None = None, extra: dict[str, Register] | None = None) -> int:
-    ns = parser(extra).parse_args(argv)
+    ns, rest = parser(extra).parse_known_args(argv)
+    if getattr(ns, "passthrough", None) is not None:
+        return _run_passthrough(ns.passthrough, rest, ns.prog)
+    if rest:
+        parser(extra).error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.INFO if ns.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(ns.handler(ns))

@@ -48,3 +48,32 @@ def test_serve_core_does_not_import_the_testbed():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[2])})
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_chaos_load_and_tune_hand_their_arguments_to_their_own_command_lines(capsys):
+    import chaos
+    import loadgen
+    import tune
+
+    groups = {"chaos": chaos.add_serve_core_commands, "load": loadgen.add_serve_core_commands,
+              "tune": tune.add_serve_core_commands}
+    assert cli.main(["chaos", "list"], extra=groups) == 0
+    assert "chaos/experiments/replica_kills.yaml" in capsys.readouterr().out
+    for group, words in (("chaos", ["validate", "--help"]), ("load", ["--help"]), ("tune", ["run", "--help"])):
+        with pytest.raises(SystemExit) as done:
+            cli.main([group, *words], extra=groups)
+        assert done.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: serve-core {group} ")  # its help, under serve-core's name
+    with pytest.raises(SystemExit) as done:
+        cli.main(["status", "--no-such-flag"], extra=groups)
+    assert done.value.code == 2 and "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
+
+
+def test_the_testbed_groups_import_nothing_heavy_until_run():
+    import subprocess
+    import sys
+
+    code = ("import sys, serve_core.cli as c; c.parser(); "
+            "print(sorted(m for m in ('chaos.cli', 'loadgen.cli', 'tune.__main__', 'locust', 'gevent') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
