@@ -101,13 +101,17 @@ def _serving(serve: dict[str, Any], name_by_id: dict[str, str],
         deps = {}
         for dep_name, dep in app.get("deployments", {}).items():
             per_node: dict[str, int] = {}
+            listed = []
             for r in dep.get("replicas", []):
                 where = name_by_id.get(r.get("node_id", ""), (r.get("node_id") or "(not placed)")[:12])
                 per_node[where] = per_node.get(where, 0) + 1
+                listed.append({"id": r.get("replica_id", ""), "state": r.get("state", ""), "node": where,
+                               "version": r.get("version", ""), "pid": r.get("pid", 0)})
                 if where in by_name:
                     dep_key = f"{app_name}/{dep_name}"
                     by_name[where]["replicas"][dep_key] = by_name[where]["replicas"].get(dep_key, 0) + 1
             deps[dep_name] = {"status": dep.get("status"), "replicas": dep.get("replica_states", {}),
-                              "target": dep.get("target_replicas"), "replicas_per_node": per_node}
+                              "target": dep.get("target_replicas"), "replicas_per_node": per_node,
+                              "replica_list": listed}
         applications[app_name] = {"status": app.get("status"), "route_prefix": app.get("route_prefix"), "deployments": deps}
     return proxies, applications

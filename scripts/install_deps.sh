@@ -44,6 +44,17 @@ if [ ${#docker_missing[@]} -gt 0 ]; then
     fi
 fi
 
+# The live view's browser test (tests/e2e/test_chaos_run.py): Debian's chromium, driven by
+# Playwright (whose own browser download is not reachable here).
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = "0" ]; then
+        echo "[deps] installing chromium (apt)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "[deps] chromium is missing: run 'sudo apt-get install chromium' (needed by the live view's browser test)" >&2
+    fi
+fi
+
 PY=${PYTHON:-python3}
 # torch 2.13.0 is the CPU build available locally; pin it first so nothing pulls a CUDA build.
 if ! $PY -c "import torch" >/dev/null 2>&1; then

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -203,6 +204,7 @@ class Journal:
             "steady_state": {}, "faults": [], "rollbacks": [], "aborts": [], "notes": [], "client_summary": None,
             "crosscheck": None, "series": None, "alerts": None, "resources": None, "verdict": None, "reasons": [],
             "warnings": [], "error": None,
+            "runner": {"pid": os.getpid(), "host": socket.gethostname()},  # the live view: is it still running?
         }
         self._open: dict[str, dict[str, Any]] = {}
 

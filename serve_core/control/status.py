@@ -58,7 +58,8 @@ def applications(state: ControlState) -> dict[str, Any]:
                 "replica_states": counts,
                 "target_replicas": target.target_replicas if target else 0,
                 "replicas": [
-                    {"replica_id": r.replica_id, "state": r.state.value, "pid": r.pid, "node_id": r.node_id,
+                    {"replica_id": r.replica_id, "state": r.state.value, "version": r.version, "pid": r.pid,
+                     "node_id": r.node_id,
                      "host": r.addr.host if r.addr else "", "port": r.addr.port if r.addr else 0,
                      "metrics_port": r.metrics_port}
                     for r in recs.values()

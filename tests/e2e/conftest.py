@@ -91,3 +91,41 @@ def ray_head(tmp_path_factory):
     pointer = "/tmp/ray/ray_current_cluster"
     if os.path.exists(pointer) and open(pointer).read().strip().endswith(f":{port}"):
         os.remove(pointer)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """pytest-playwright's browser is Debian's chromium (scripts/install_deps.sh installs it;
+    Playwright's own download is not reachable here); as root it runs without its sandbox."""
+    import shutil
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert exe, "chromium is missing: run scripts/install_deps.sh (apt-get install chromium)"
+    return {**browser_type_launch_args, "executable_path": exe, "args": ["--no-sandbox", "--disable-dev-shm-usage"]}
+
+
+@contextlib.contextmanager
+def live_view(*args):
+    """`serve-core ui ARGS` on a free loopback port, until the block ends; yields its URL."""
+    port = free_port()
+    exe = os.path.join(os.path.dirname(sys.executable), "serve-core")
+    p = subprocess.Popen([exe, "ui", "--port", str(port), *args], env=cli_env(), cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert p.poll() is None, f"serve-core ui exited: {p.stdout.read() if p.stdout else ''}"
+                assert time.monotonic() < deadline, "serve-core ui did not listen within 60 s"
+                time.sleep(0.2)
+        yield url
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()

@@ -1,17 +1,20 @@
 """The testbed's main job end to end: a chaos experiment (chaos/experiments/ci_smoke.yaml: a
 replica killed, then the head node killed and restarted, under 100 requests/s) run with
 `python -m chaos run` on a real embedded cluster, judged in its Prometheus, with the journal,
-the report (Markdown and HTML) and the summary checked. Asserts counts, never timings."""
+the report (Markdown and HTML) and the summary checked; and watched meanwhile in the live view
+(`serve-core ui`) in a real browser (Chromium through Playwright). Asserts counts; the one
+timing, a fault on the page within 3 s of its injection, is the live view's promise."""
 
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
-from tests.e2e.conftest import REPO, cli_env, embedded_cluster, needs_netns
+from tests.e2e.conftest import REPO, cli_env, embedded_cluster, live_view, needs_netns
 
 NAME = "chaosci"
 pytestmark = needs_netns
@@ -23,10 +26,35 @@ def chaos_cluster():
         yield name
 
 
-def test_ci_experiment_passes_with_zero_failed_requests(chaos_cluster, tmp_path):
-    p = subprocess.run([sys.executable, "-m", "chaos", "run", "chaos/experiments/ci_smoke.yaml",
-                        "--target", f"embedded:{chaos_cluster}", "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=600, env=cli_env(), cwd=REPO)
+SEEN_JS = "() => Array.from(document.querySelectorAll('#chart-rate g.fault')).map(g => g.dataset.fault)"
+
+
+def test_ci_experiment_passes_with_zero_failed_requests(chaos_cluster, tmp_path, page):
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    seen: dict[str, float] = {}  # fault id -> when the page first drew it on the timeline
+    with live_view("--target", f"embedded:{chaos_cluster}", "--runs", str(tmp_path)) as url:
+        page.goto(url)
+        # The cluster, before any run: its three nodes and the workers' replicas.
+        page.wait_for_function("() => document.querySelectorAll('#nodes tbody tr').length === 3", timeout=30_000)
+        assert page.locator("[data-deployment=Work] tbody tr").count() >= 1
+        logs = tmp_path / "runner.out", tmp_path / "runner.err"
+        with open(logs[0], "w") as stdout, open(logs[1], "w") as stderr:
+            runner = subprocess.Popen([sys.executable, "-m", "chaos", "run", "chaos/experiments/ci_smoke.yaml",
+                                    "--target", f"embedded:{chaos_cluster}", "--out", str(tmp_path)],
+                                   stdout=stdout, stderr=stderr, text=True, env=cli_env(), cwd=REPO)
+        deadline = time.monotonic() + 600
+        while runner.poll() is None and time.monotonic() < deadline:
+            for fid in page.evaluate(SEEN_JS):
+                seen.setdefault(fid, time.time())
+            page.wait_for_timeout(200)
+        runner.wait(timeout=60)
+        out, err = logs[0].read_text(), logs[1].read_text()
+        page.wait_for_selector(", ".join(f"#verdict[data-verdict={v}]" for v in ("passed", "failed", "aborted")),
+                               timeout=20_000)  # the verdict, once the runner wrote it
+        shown = page.locator("#verdict").get_attribute("data-verdict"), page.locator("#run-state").inner_text()
+    p = subprocess.CompletedProcess(runner.args, runner.returncode, out, err)
     print(p.stdout[-3000:], p.stderr[-2000:])
     runs = [d for d in os.listdir(tmp_path) if d.startswith("ci_smoke-")]
     assert len(runs) == 1, (runs, p.stdout, p.stderr)
@@ -67,3 +95,8 @@ def test_ci_experiment_passes_with_zero_failed_requests(chaos_cluster, tmp_path)
     assert journal["alerts"]["conditions"] and all(e["error"] is None for e in journal["alerts"]["conditions"].values())
     assert "## Alerts that would have fired" in report and "<h2>Alerts that would have fired</h2>" in html
     assert isinstance(summary["alerts"], list)
+    # The live view drew each fault within 3 s of its injection (the journal's launch time),
+    # and said nothing wrong in the browser's console.
+    late = {f["id"]: round(seen[f["id"]] - f["launched"], 2) for f in faults if seen.get(f["id"], 1e18) - f["launched"] > 3}
+    assert set(seen) >= {f["id"] for f in faults} and not late, (seen, late)
+    assert shown == (summary["verdict"], summary["verdict"]) and problems == [], (shown, problems)
