@@ -47,6 +47,7 @@ from chaos.slo.queries import SLOError
 from chaos.spec.experiment import Experiment
 from chaos.spec.loading import load_experiment
 from chaos.spec.schedule import PlannedFault, Snapshot, plan
+from loadgen.terminal import Bar, is_terminal
 
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(__file__), "experiments")
 EXIT = {"passed": 0, "failed": 1, "aborted": 2}
@@ -331,19 +332,28 @@ def _abort_text(c: Any) -> str:
 
 
 class ProgressPrinter:
-    """A listener printing one line per step of a run."""
+    """A listener printing one line per step of a run; on a terminal, with a progress bar of the
+    run's time (elapsed and left) in place of the periodic load lines."""
 
     def __init__(self, out: TextIO, quiet: bool = False) -> None:
         self.out, self.quiet = out, quiet
         self.t0: float | None = None
+        self.run_s: float | None = None
+        self.bar: Bar | None = None
 
     def _line(self, at: float, text: str) -> None:
         stamp = f"[{at - self.t0:7.1f}s] " if self.t0 is not None else "[   prep ] "
+        if self.bar is not None:
+            self.bar.print(stamp + text)
+            return
         self.out.write(stamp + text + "\n")
         self.out.flush()
 
     def __call__(self, e: Event) -> None:
         if isinstance(e, RunFinished):
+            if self.bar is not None:
+                self.bar.stop()
+                self.bar = None
             self.out.write(f"verdict: {e.verdict.upper()}\n" + "".join(f"  - {r}\n" for r in e.reasons)
                            + "".join(f"  warning: {w}\n" for w in e.warnings))
             self.out.flush()
@@ -351,6 +361,7 @@ class ProgressPrinter:
         if self.quiet:
             return
         if isinstance(e, RunStarted):
+            self.run_s = Experiment.model_validate(e.experiment).run_s if e.experiment else None
             self._line(e.at, f"run {e.name} on {e.target.get('kind')}:{e.target.get('name') or e.target.get('project')} "
                              f"with {e.backend}, seed {e.seed}; journal in {e.run_dir}")
         elif isinstance(e, SchedulePlanned):
@@ -358,6 +369,8 @@ class ProgressPrinter:
         elif isinstance(e, LoadStarted):
             self.t0 = e.at
             self._line(e.at, f"load started on {', '.join(e.proxies)}")
+            if is_terminal(self.out) and self.run_s:
+                self.bar = Bar(self.out, self.run_s, "load")
         elif isinstance(e, Note):
             self._line(e.at, e.message)
         elif isinstance(e, FaultStarted):
@@ -374,7 +387,11 @@ class ProgressPrinter:
                 self._line(e.at, f"steady state {e.window}: " + ("; ".join(parts) or "(nothing probed)"))
         elif isinstance(e, Progress):
             load = e.load
-            self._line(e.at, f"load: {load.get('sent', 0)} sent, {load.get('ok', 0)} ok, {load.get('failed', 0)} failed")
+            counts = f"{load.get('sent', 0)} sent, {load.get('ok', 0)} ok, {load.get('failed', 0)} failed"
+            if self.bar is not None:
+                self.bar.update(e.offset_s, f"load: {counts}")
+            else:
+                self._line(e.at, f"load: {counts}")
         elif isinstance(e, Abort):
             self._line(e.at, f"ABORT: {e.reason}")
 

@@ -19,6 +19,7 @@ from loadgen.payloads import EXAMPLES, example
 from loadgen.profile import Constant, LoadProfile, load_profile
 from loadgen.schedule import build_schedule
 from loadgen.summary import LatencyStats, Summary
+from loadgen.terminal import is_terminal
 
 
 def _profile_args(p: argparse.ArgumentParser) -> None:
@@ -61,7 +62,8 @@ def parser(prog: str = "python -m loadgen") -> argparse.ArgumentParser:
                      "answer (default 2).")
     run.add_argument("--out", type=Path, help="Output folder (default reports/load/run-DATE-TIME).")
     run.add_argument("--progress", type=float, nargs="?", const=5.0, default=None, metavar="SECONDS",
-                     help="Print a progress line every SECONDS (default 5 when given).")
+                     help="Print a progress line every SECONDS (default 5 when given). On a terminal a progress "
+                          "bar with the time left shows without it.")
     run.add_argument("--no-check-targets", action="store_true", help="Start even if no target accepts a "
                      "connection now.")
     run.add_argument("--json", action="store_true", help="Print the summary as JSON.")
@@ -154,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
         _profile(args), args.target, route=route, method=method, payloads=bodies, headers=_headers(args.header),
         out_dir=out, workers=args.workers, timeout_s=args.timeout_s, max_in_flight=args.max_in_flight,
         late_tolerance_s=args.late_tolerance_s, metrics_port=args.metrics_port, metrics_host=args.metrics_host,
-        linger_s=args.linger_s, progress_every_s=args.progress, check_targets=not args.no_check_targets,
+        linger_s=args.linger_s, progress_every_s=args.progress or (1.0 if is_terminal(sys.stderr) else None), check_targets=not args.no_check_targets,
         prometheus_sd=args.prometheus_sd,
     )
     run.start()

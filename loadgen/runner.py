@@ -38,6 +38,7 @@ from loadgen.records import merge_parts
 from loadgen.schedule import Schedule, build_schedule
 from loadgen.spec import LoadSpec
 from loadgen.summary import Summary, summarize
+from loadgen.terminal import Bar, is_terminal
 
 log = logging.getLogger("loadgen.runner")
 
@@ -252,9 +253,20 @@ class LoadRun:
         return Progress.combine(shards, self.spec.workers, len(self.schedule or []), now=time.time())
 
     def _print_progress(self) -> None:
+        """A line every ``progress_every_s``; on a terminal, a bar of the schedule with the time left."""
         assert self.progress_every_s is not None
-        while not self._finished.wait(self.progress_every_s):
-            print(self.progress().line(), file=sys.stderr, flush=True)
+        bar = Bar(sys.stderr, self.schedule.duration_s if self.schedule else 0.0, "load") if is_terminal(sys.stderr) \
+            else None
+        try:
+            while not self._finished.wait(self.progress_every_s):
+                p = self.progress()
+                if bar is None:
+                    print(p.line(), file=sys.stderr, flush=True)
+                else:
+                    bar.update(p.elapsed_s or 0.0, f"load: {p.started}/{p.scheduled} sent, {p.ok} ok, {p.failed} failed")
+        finally:
+            if bar is not None:
+                bar.stop()
 
     @property
     def running(self) -> bool:
