@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -169,11 +169,17 @@ def simulate_values(sweep: Sweep, times: Sequence[float], values: dict[str, floa
     return settings, judge(result, sweep.slos, app.num_cpus, app.num_gpus)
 
 
-def evaluate(sweep: Sweep, times: Sequence[float] | None = None,
-             forced: dict[str, float] | None = None) -> list[Evaluated]:
-    """Every candidate of the sweep, simulated on the sweep's arrivals (``forced`` values on top)."""
+def evaluate(sweep: Sweep, times: Sequence[float] | None = None, forced: dict[str, float] | None = None,
+             done: Callable[[int, int], None] = lambda n, total: None) -> list[Evaluated]:
+    """Every candidate of the sweep, simulated on the sweep's arrivals (``forced`` values on top);
+    ``done(n, total)`` after each (a progress bar)."""
     times = arrivals(sweep) if times is None else times
-    return [Evaluated(c, simulate_values(sweep, times, {**c.values, **(forced or {})})[1]) for c in candidates(sweep)]
+    cands = candidates(sweep)
+    out = []
+    for c in cands:
+        out.append(Evaluated(c, simulate_values(sweep, times, {**c.values, **(forced or {})})[1]))
+        done(len(out), len(cands))
+    return out
 
 
 def ranked(evaluated: Sequence[Evaluated]) -> list[Evaluated]:

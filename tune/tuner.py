@@ -4,11 +4,13 @@ document. ``run_sweep`` takes the real-run ``Runner`` so tests drive it with a f
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 from chaos.slo.spec import Availability, Latency
+from loadgen.terminal import Bar, is_terminal
 from serve_core.config import AutoscalingConfig
 from tune import confirm as cf
 from tune.frontier import Point, pareto
@@ -62,7 +64,14 @@ def run_sweep(sweep: Sweep, *, confirm_top: int | None = None, runner: cf.Runner
     run_s = run_seconds(sweep, times)
     t = time.perf_counter()
     # Ray Serve has no fast path: its candidates are simulated without it.
-    evaluated = evaluate(sweep, times, {"panic_threshold": NO_FAST_PATH} if backend == "ray_serve" else None)
+    bar = Bar(sys.stdout, 1, "simulating") if is_terminal(sys.stdout) else None
+    try:
+        evaluated = evaluate(sweep, times, {"panic_threshold": NO_FAST_PATH} if backend == "ray_serve" else None,
+                             done=(lambda n, total: bar.update(n / total, f"simulated {n}/{total} settings"))
+                             if bar else (lambda n, total: None))
+    finally:
+        if bar is not None:
+            bar.stop()
     simulated_s = time.perf_counter() - t
     order = ranked(evaluated)
     log(f"simulated {len(evaluated)} settings in {simulated_s:.1f}s")
