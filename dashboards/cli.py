@@ -10,7 +10,6 @@ environment or a file by preference: a command line is visible to every user of 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -19,7 +18,6 @@ from pathlib import Path
 from dashboards import provision
 from dashboards.definitions import all_dashboards
 from dashboards.push import DEFAULT_TIMEOUT_S, Credential, Grafana, PushError, push
-from serve_core.errors import ServeCoreError
 
 TOKEN_ENV, PASSWORD_ENV, URL_ENV = "GRAFANA_TOKEN", "GRAFANA_PASSWORD", "GRAFANA_URL"
 
@@ -101,15 +99,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 def main(argv: list[str] | None = None) -> int:
     """``push ...`` as `serve-core dashboards push ...` runs it: 0 on success, 2 on an error."""
-    p = argparse.ArgumentParser(prog="python -m dashboards.cli", description=DESCRIPTION)
-    add_push(p.add_subparsers(dest="command", required=True))
-    ns = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return int(ns.handler(ns))
-    except ServeCoreError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    from serve_core.cli import standalone
+
+    return standalone("python -m dashboards.cli", add_push, argv, DESCRIPTION)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import sys
 import time
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from loadgen.trace import parse_timestamp
-from serve_core.errors import ConfigError, ServeCoreError
+from serve_core.errors import ConfigError
 
 if TYPE_CHECKING:
     from tune import simulator
@@ -218,15 +217,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 def main(argv: list[str] | None = None) -> int:
     """``simulate ...`` as `serve-core simulate ...` runs it: 0 on success, 2 on a bad input."""
-    p = argparse.ArgumentParser(prog="python -m tune.simulate_cli")
-    add_commands(p.add_subparsers(dest="command", required=True))
-    ns = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return int(ns.handler(ns))
-    except ServeCoreError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    from serve_core.cli import standalone
+
+    return standalone("python -m tune.simulate_cli", add_commands, argv)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,20 @@ def parser(extra: dict[str, Register] | None = None) -> argparse.ArgumentParser:
     return p
 
 
+def standalone(prog: str, register: Register, argv: list[str] | None = None, description: str | None = None) -> int:
+    """A command group run without serve-core (``python -m tune.simulate_cli simulate ...``):
+    0 on success, 2 on a bad input, as under serve-core."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    register(p.add_subparsers(dest="command", required=True))
+    ns = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(ns.handler(ns))
+    except ServeCoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
 def passthrough(sub: argparse._SubParsersAction, name: str, help: str, main: str) -> None:  # type: ignore[type-arg]
     """A command group whose arguments go, as given, to another package's own command line:
     ``serve-core chaos run X`` is ``python -m chaos run X``. ``main`` ("module:function") is

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -53,27 +54,30 @@ def import_app(import_path: str, args: dict[str, Any] | None = None, field: str 
     return target
 
 
+def bound_applications(value: Any) -> Iterator[api.Application]:
+    """Every bound application in a graph, the ingress first, depth first (a deployment bound
+    in several places comes as often as it is bound)."""
+    from serve_core import api
+    if isinstance(value, api.Application):
+        yield value
+        for v in [*value.args, *value.kwargs.values()]:
+            yield from bound_applications(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from bound_applications(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from bound_applications(v)
+
+
 def apply_overrides(app: api.Application, overrides: dict[str, dict[str, Any]], where: str) -> None:
     """Replace options of the named deployments anywhere in the graph."""
-    from serve_core import api
     found: set[str] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, api.Application):
-            name = value.deployment.name
-            if name in overrides:
-                value.deployment = value.deployment.options(**overrides[name])
-                found.add(name)
-            for v in list(value.args) + list(value.kwargs.values()):
-                walk(v)
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                walk(v)
-        elif isinstance(value, dict):
-            for v in value.values():
-                walk(v)
-
-    walk(app)
+    for bound in bound_applications(app):
+        name = bound.deployment.name
+        if name in overrides:
+            bound.deployment = bound.deployment.options(**overrides[name])
+            found.add(name)
     missing = sorted(set(overrides) - found)
     if missing:
         raise ConfigError(f"{where}.deployments.name", missing[0], "no deployment with this name in the application")

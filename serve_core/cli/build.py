@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from serve_core.cli.apps import import_app
+from serve_core.cli.apps import bound_applications, import_app
 
 log = logging.getLogger("serve_core.cli")
 HEADER = "# Written by `serve-core build`; `serve-core deploy` and Ray Serve's `serve deploy` load it.\n"
@@ -33,22 +33,9 @@ SERVE_CORE_ONLY_AUTOSCALING = ("panic_threshold", "panic_window_s")
 
 def deployments_of(app: Any) -> list[Any]:
     """Every deployment of an application graph, ingress first, each once."""
-    from serve_core import api
     found: dict[str, Any] = {}
-
-    def walk(value: Any) -> None:
-        if isinstance(value, api.Application):
-            found.setdefault(value.deployment.name, value.deployment)
-            for v in [*value.args, *value.kwargs.values()]:
-                walk(v)
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                walk(v)
-        elif isinstance(value, dict):
-            for v in value.values():
-                walk(v)
-
-    walk(app)
+    for bound in bound_applications(app):
+        found.setdefault(bound.deployment.name, bound.deployment)
     return list(found.values())
 
 

@@ -111,7 +111,7 @@ class ProxyFleet:
         out = {
             n: {"state": p["state"], "host": p.get("host", ""), "port": p.get("port", 0), "pid": p.get("pid", 0),
                 "metrics_port": p.get("metrics_port", 0), "current": await self._current(p, version)}
-            for n, p in self.proxies.items()
+            for n, p in list(self.proxies.items())  # a proxy may start while this awaits
         }
         if self.nodes is None and self.http_options.get("location") != "Disabled":
             out.setdefault("unknown", dict(MISSING))  # nodes not listed yet: not ready
