@@ -64,6 +64,8 @@ def parser(prog: str = "python -m loadgen") -> argparse.ArgumentParser:
     run.add_argument("--progress", type=float, nargs="?", const=5.0, default=None, metavar="SECONDS",
                      help="Print a progress line every SECONDS (default 5 when given). On a terminal a progress "
                           "bar with the time left shows without it.")
+    run.add_argument("--retry-reset", action="store_true", help="Send an idempotent request once more, to the next "
+                     "target, when its connection ends before any answer (as a load balancer does); counted apart.")
     run.add_argument("--no-check-targets", action="store_true", help="Start even if no target accepts a "
                      "connection now.")
     run.add_argument("--json", action="store_true", help="Print the summary as JSON.")
@@ -135,7 +137,8 @@ def format_summary(s: Summary, metrics: list[str] | None = None) -> str:
         f"requests   {s.scheduled} scheduled, {s.sent} sent, {s.ok} ok, {s.failed} failed"
         + (f" ({causes})" if causes else "") + (f", {s.cancelled} cancelled by the stop" if s.cancelled else ""),
         f"starts     {s.late_starts} late, {s.missed_starts} missed, {s.not_started} not started, "
-        f"{s.retried} retried on another target",
+        f"{s.retried} retried on another target"
+        + (f" ({s.retried_after_reset} after a reset before any answer)" if s.retried_after_reset else ""),
         f"latency    {_latency(s.latency_s)}   (from intended start, every sent request)",
         f"rate       intended {intended}, achieved {rate}",
         f"records    {s.records_path}",
@@ -156,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
         _profile(args), args.target, route=route, method=method, payloads=bodies, headers=_headers(args.header),
         out_dir=out, workers=args.workers, timeout_s=args.timeout_s, max_in_flight=args.max_in_flight,
         late_tolerance_s=args.late_tolerance_s, metrics_port=args.metrics_port, metrics_host=args.metrics_host,
-        linger_s=args.linger_s, progress_every_s=args.progress or (1.0 if is_terminal(sys.stderr) else None), check_targets=not args.no_check_targets,
+        linger_s=args.linger_s, retry_reset=args.retry_reset, progress_every_s=args.progress or (1.0 if is_terminal(sys.stderr) else None), check_targets=not args.no_check_targets,
         prometheus_sd=args.prometheus_sd,
     )
     run.start()

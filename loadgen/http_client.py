@@ -27,8 +27,11 @@ RETRYABLE = frozenset({"refused", "unreachable"})
 
 
 class RequestFailed(Exception):
-    def __init__(self, kind: str, detail: str = "", connect: bool = False) -> None:
-        self.kind, self.detail, self.connect = kind, detail, connect
+    """``connect``: the request never left (safe to send elsewhere); ``unanswered``: it left, and the
+    connection ended before any byte of the answer (safe to send again only if it is idempotent)."""
+
+    def __init__(self, kind: str, detail: str = "", connect: bool = False, unanswered: bool = False) -> None:
+        self.kind, self.detail, self.connect, self.unanswered = kind, detail, connect, unanswered
         super().__init__(f"{kind}: {detail}" if detail else kind)
 
 
@@ -116,6 +119,7 @@ def exchange(target: Target, method: str, request: bytes, deadline: float, pool_
     Returns (status, body bytes). Raises RequestFailed: connect-phase errors have connect=True.
     """
     sock = target._take(deadline)
+    received = 0
     try:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -123,7 +127,6 @@ def exchange(target: Target, method: str, request: bytes, deadline: float, pool_
         sock.settimeout(remaining)
         sock.sendall(request)
         answer = _Answer(method)
-        received = 0
         while not (answer.message_complete and answer.status_code >= 200):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -134,7 +137,8 @@ def exchange(target: Target, method: str, request: bytes, deadline: float, pool_
             if not data:
                 if answer.message_complete and answer.status_code >= 200:
                     break  # a body delimited by the close
-                raise RequestFailed("reset", f"connection closed after {received} bytes of the answer")
+                raise RequestFailed("reset", f"connection closed after {received} bytes of the answer",
+                                    unanswered=received == 0)
             received += len(data)
     except TimeoutError:
         sock.close()
@@ -144,7 +148,7 @@ def exchange(target: Target, method: str, request: bytes, deadline: float, pool_
         raise RequestFailed("protocol", str(exc)) from None
     except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as exc:
         sock.close()
-        raise RequestFailed("reset", str(exc)) from None
+        raise RequestFailed("reset", str(exc), unanswered=received == 0) from None
     except OSError as exc:
         sock.close()
         raise RequestFailed("error", str(exc)) from None

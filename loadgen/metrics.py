@@ -37,6 +37,10 @@ class LoadMetrics:
             "loadgen_connection_retries", "Requests sent again to the next target after a refused connection.",
             registry=self.registry,
         )
+        self.reset_retries = Counter(
+            "loadgen_reset_retries", "Idempotent requests sent again to the next target after their connection "
+            "ended before any answer (retry_reset).", registry=self.registry,
+        )
 
     def serve(self, host: str, port: int) -> int:
         """Start the /metrics HTTP server (port 0: a free one); returns the bound port."""

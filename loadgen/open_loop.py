@@ -23,7 +23,7 @@ from loadgen.layout import RunDir
 from loadgen.metrics import LoadMetrics
 from loadgen.progress import Phase, ShardProgress
 from loadgen.records import CANCELLED, MISSED, Record, RecordWriter
-from loadgen.spec import LoadSpec
+from loadgen.spec import IDEMPOTENT, LoadSpec
 
 log = logging.getLogger("loadgen.open_loop")
 
@@ -133,24 +133,24 @@ class OpenLoop:
         body_index = seq % len(self.requests[0])
         status: int | None = None
         error: RequestFailed | None = None
-        retried = False
+        retry: str | None = None
         size = 0
         try:
             try:
                 status, size = exchange(self.targets[index], spec.method, self.requests[index][body_index],
                                         deadline, spec.max_in_flight)
             except RequestFailed as first:
-                if first.connect and len(self.targets) > 1:
-                    # Never reached the server: send it to the next target, once.
-                    retried = True
-                    progress.retried += 1
-                    if self.metrics:
-                        self.metrics.connection_retries.inc()
-                    index = (index + 1) % len(self.targets)
-                    status, size = exchange(self.targets[index], spec.method, self.requests[index][body_index],
-                                            deadline, spec.max_in_flight)
-                else:
+                retry = retry_reason(first, spec, len(self.targets))
+                if retry is None:
                     raise
+                # Sent once more, to the next target: it never reached the first (refused), or
+                # (retry_reset) an idempotent request's connection ended before any answer.
+                progress.retried += 1
+                if self.metrics:
+                    (self.metrics.connection_retries if retry == "refused" else self.metrics.reset_retries).inc()
+                index = (index + 1) % len(self.targets)
+                status, size = exchange(self.targets[index], spec.method, self.requests[index][body_index],
+                                        deadline, spec.max_in_flight)
         except RequestFailed as failure:
             error = failure
         except Exception as exc:  # a bug here must not lose the record
@@ -164,7 +164,7 @@ class OpenLoop:
             latency = time.monotonic() - intended
             record = Record(seq, self.shard_index, (progress.t0 or 0.0) + offset, started_unix,
                             self.targets[index].url, spec.route, spec.method, status,
-                            error.kind if error else None, latency, retried, late)
+                            error.kind if error else None, latency, retry is not None, late, retry)
             self._account(record, size)
 
     def _account(self, record: Record, size: int) -> None:
@@ -184,6 +184,17 @@ class OpenLoop:
             # One stable message per cause, so Locust's failure table has a row per cause.
             problem = None if record.ok else Failure(record.error or f"HTTP {record.status}")
             self.on_request(record.method, record.route, latency, size, problem, record.target or "")
+
+
+def retry_reason(failure: RequestFailed, spec: LoadSpec, targets: int) -> str | None:
+    """Why a failed first attempt may be sent to the next target, or None. Pure."""
+    if targets < 2:
+        return None
+    if failure.connect:
+        return "refused"
+    if spec.retry_reset and failure.kind == "reset" and failure.unanswered and spec.method in IDEMPOTENT:
+        return "reset"
+    return None
 
 
 class Failure(Exception):

@@ -45,6 +45,7 @@ class Record:
     latency_s: float | None
     retried: bool = False
     late: bool = False
+    retry: str | None = None  # why it was sent twice: "refused" (never reached the first target) or "reset"
 
     @property
     def ok(self) -> bool:

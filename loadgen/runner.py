@@ -100,6 +100,7 @@ class LoadRun:
         metrics_host: str = "127.0.0.1",
         linger_s: float = 2.0,
         keepalive_idle_s: float = 2.0,
+        retry_reset: bool = False,
         progress_every_s: float | None = None,
         check_targets: bool = True,
         start_timeout_s: float = 60.0,
@@ -111,7 +112,7 @@ class LoadRun:
             profile, targets, route=route, method=method, payloads=bodies, headers=dict(headers or {}),
             workers=workers, timeout_s=timeout_s, max_in_flight=max_in_flight, late_tolerance_s=late_tolerance_s,
             metrics_port=metrics_port, metrics_host=metrics_host, linger_s=linger_s,
-            keepalive_idle_s=keepalive_idle_s,
+            keepalive_idle_s=keepalive_idle_s, retry_reset=retry_reset,
         )
         self.dir = RunDir(Path(out_dir).resolve())
         self.prometheus_sd = prometheus_sd

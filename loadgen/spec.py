@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from loadgen.profile import LoadProfile
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})  # RFC 9110, 9.2.2
 
 
 class LoadSpec(BaseModel):
@@ -40,6 +41,10 @@ class LoadSpec(BaseModel):
                             "its last answer, so Prometheus scrapes the final counts.")
     keepalive_idle_s: float = Field(2.0, ge=0, description="Close a kept-alive connection idle longer than this "
                                     "(below servers' usual 5 s, so the server never closes it under a request).")
+    retry_reset: bool = Field(False, description="Send an idempotent request (GET, HEAD, PUT, DELETE, OPTIONS) once "
+                              "more, to the next target, when its connection is reset or closed before any byte of "
+                              "the answer: what a load balancer in front of the proxies does (Envoy's retry_on: reset, "
+                              "nginx's proxy_next_upstream error). Recorded: each such record says retry 'reset'.")
 
     @field_validator("targets")
     @classmethod

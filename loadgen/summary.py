@@ -32,7 +32,10 @@ class Summary(BaseModel):
     cancelled: int = Field(0, description="Sent, but the run was stopped before their answer: not judged.")
     failed_by_cause: dict[str, int] = Field(default_factory=dict, description="Status ('503') or error kind "
                                             "('timeout', 'refused', 'reset', 'cancelled', ...) to count.")
-    retried: int = Field(0, description="Requests whose first target refused the connection, retried on the next.")
+    retried: int = Field(0, description="Requests sent to the next target after their first attempt failed: "
+                         "refused (never reached it), or with retry_reset, reset before any answer.")
+    retried_after_reset: int = Field(0, description="Of those, idempotent requests whose first connection ended "
+                                     "before any answer (retry_reset): the first target had accepted them.")
     late_starts: int = Field(0, description="Sent later than the late tolerance after their intended time.")
     missed_starts: int = Field(0, description="Not sent: the in-flight cap was reached.")
     not_started: int = Field(0, description="Not reached: the run was stopped (or a worker died) first.")
@@ -85,7 +88,7 @@ def _rate(times: list[float]) -> float | None:
 def summarize(records: Iterable[dict[str, Any]], scheduled: int, duration_s: float = 0.0,
               complete: bool = True, **meta: Any) -> Summary:
     """Count ``records`` (dicts as in records.jsonl) against a schedule of ``scheduled`` starts."""
-    sent = ok = retried = late = missed = cancelled = 0
+    sent = ok = retried = after_reset = late = missed = cancelled = 0
     causes: Counter[str] = Counter()
     all_latency: list[float] = []
     ok_latency: list[float] = []
@@ -100,6 +103,7 @@ def summarize(records: Iterable[dict[str, Any]], scheduled: int, duration_s: flo
         sent += 1
         started.append(r["started"])
         retried += bool(r.get("retried"))
+        after_reset += r.get("retry") == "reset"
         late += bool(r.get("late"))
         why = cause(r)
         if why == CANCELLED:  # cut short by a stop: says nothing about the server
@@ -124,6 +128,7 @@ def summarize(records: Iterable[dict[str, Any]], scheduled: int, duration_s: flo
         cancelled=cancelled,
         failed_by_cause=dict(sorted(causes.items())),
         retried=retried,
+        retried_after_reset=after_reset,
         late_starts=late,
         missed_starts=missed,
         not_started=max(0, scheduled - seen),

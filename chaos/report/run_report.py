@@ -226,8 +226,12 @@ def render(j: J, records: Sequence[ClientRecord] | None = None) -> str:
             f"{cs.get('failed', '-')} failed" + (f" ({causes(cs['failed_by_cause'])})" if cs.get("failed_by_cause") else "")
             + (f", {cs['cancelled']} cancelled by the stop" if cs.get("cancelled") else "")
             + ("" if cs.get("complete", True) else " (INCOMPLETE: the load was stopped or a worker was lost)"),
-            f"- Starts: {cs.get('retried', 0)} retried on the next proxy after a refused connection, "
-            f"{cs.get('late_starts', 0)} late, {cs.get('missed_starts', 0)} missed, {cs.get('not_started', 0)} not started",
+            f"- Starts: {cs.get('retried', 0) - cs.get('retried_after_reset', 0)} retried on the next proxy after a "
+            "refused connection, "
+            + (f"{cs['retried_after_reset']} idempotent requests sent again to the next proxy after their first proxy "
+               "reset them before any answer (load.retry_reset: a load balancer's retry; without it they were lost), "
+               if cs.get("retried_after_reset") else "")
+            + f"{cs.get('late_starts', 0)} late, {cs.get('missed_starts', 0)} missed, {cs.get('not_started', 0)} not started",
             f"- Client latency from the intended start (every sent request): p50 {num(lat.get('p50'), ' ms', scale=1000)}, "
             f"p90 {num(lat.get('p90'), ' ms', scale=1000)}, p99 {num(lat.get('p99'), ' ms', scale=1000)}, max {num(lat.get('max'), ' ms', scale=1000)}", ""]
     ok_of = f"{sm['ok']} of {judged} requests ok" if sm["availability_client"] is not None else "no requests"

@@ -37,6 +37,7 @@ class LoadRequest:
     timeout_s: float
     metrics_port: int | None
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 where Prometheus runs elsewhere (compose)
+    retry_reset: bool = False  # loadgen's: an idempotent request reset before any answer goes to the next proxy
 
 
 class LoadDriver(Protocol):
@@ -68,7 +69,7 @@ class LocustLoad:
         self.run = LoadRun(request.profile, request.targets, route=request.route, method=request.method,
                            payloads=payloads_of(request), out_dir=request.out_dir, workers=request.workers,
                            timeout_s=request.timeout_s, metrics_port=request.metrics_port or 0,
-                           metrics_host=request.metrics_host)
+                           metrics_host=request.metrics_host, retry_reset=request.retry_reset)
 
     def start(self) -> None:
         self.run.start()

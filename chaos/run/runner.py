@@ -172,7 +172,7 @@ class Runner:
         st.load = self.load_factory(LoadRequest(
             exp.load.profile, proxies, app.route, app.method, app.payload, app.payload_name, app.payload_file,
             os.path.join(self.run_dir, "load"), exp.load.workers, exp.load.timeout_s, exp.load.metrics_port,
-            getattr(target, "load_metrics_host", "127.0.0.1")))
+            getattr(target, "load_metrics_host", "127.0.0.1"), exp.load.retry_reset))
         st.load.start()
         scrape = getattr(target, "add_scrape_targets", None)  # the client's metrics next to the servers'
         if scrape is not None:

@@ -174,6 +174,10 @@ class Load(_Strict):
         ["workers"], min_length=1,
         description="Proxies the load is spread over: all, workers, or node names (a word or a list).")
     metrics_port: int | None = Field(None, ge=1, le=65535, description="Port where the load generator exports metrics.")
+    retry_reset: bool = Field(
+        False, description="Behave as a load balancer in front of the proxies: an idempotent request whose connection "
+        "is reset before any answer (its proxy was killed holding it) is sent once more to the next proxy. The report "
+        "counts them apart; off, such a request is lost, as for a client talking to one proxy.")
 
     @field_validator("proxies", mode="before")
     @classmethod

@@ -180,6 +180,47 @@ def test_refused_connection_is_retried_once_on_the_next_target(tmp_path):
     assert {r["target"] for r in records} == {server.url}
 
 
+class ResetServer:
+    """Accepts connections, reads each request and resets the connection without an answer: a
+    proxy killed with requests in flight on it."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.count = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import struct
+
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            if conn.recv(65536):
+                self.count += 1
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+
+@pytest.mark.parametrize("retry_reset", [False, True])
+def test_a_request_reset_before_any_answer_is_lost_unless_retried_as_a_load_balancer_would(tmp_path, retry_reset):
+    resetting = ResetServer()
+    with StallServer() as server:
+        run = LoadRun(constant(50, 2), [resetting.url, server.url], out_dir=tmp_path / "out", linger_s=0.0,
+                      retry_reset=retry_reset)
+        summary = run.start().wait()
+    resetting.listener.close()
+    assert summary.sent == 100 and resetting.count == 50  # every other request reached the resetting target
+    records = list(read_records(Path(summary.records_path)))
+    if retry_reset:
+        assert (summary.ok, summary.failed, summary.retried_after_reset) == (100, 0, 50)
+        assert all(r["retry"] == ("reset" if r["seq"] % 2 == 0 else None) for r in records)
+    else:
+        assert (summary.ok, summary.failed_by_cause, summary.retried_after_reset) == (50, {"reset": 50}, 0)
+
+
 def test_unanswered_requests_fail_at_the_timeout_from_intended_start(tmp_path):
     with StallServer(stall_after_s=0.0, stall_s=6.0) as server:
         run = LoadRun(constant(50, 1), [server.url], out_dir=tmp_path / "out", timeout_s=1.0, linger_s=0.0)

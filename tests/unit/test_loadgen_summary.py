@@ -95,7 +95,7 @@ def test_record_writer_and_merge(tmp_path):
     assert rows == merged
     assert rows[0]["ok"] is True and rows[1]["shard"] == 1
     assert set(rows[0]) == {"seq", "shard", "intended", "started", "target", "route", "method", "status", "error",
-                            "latency_s", "retried", "late", "ok"}
+                            "latency_s", "retried", "late", "retry", "ok"}
 
 
 def test_record_ok_is_2xx():
