@@ -112,6 +112,7 @@ class ProxyApp:
         if path.startswith("/-/"):
             await self.builtin(path, send)
             return
+        request_id, send = self.with_request_id(scope, send)
         if not self.ready:
             # A just-restarted proxy listens before its routes arrive (usually within a
             # fraction of a second): hold the request for them rather than fail it.
@@ -132,14 +133,15 @@ class ProxyApp:
         self.ongoing += 1
         status = 500
         try:
-            status = await self.forward(scope, receive, send, route)
+            status = await self.forward(scope, receive, send, route, request_id)
         finally:
             self.ongoing -= 1
             prefix, app, _ = route
             metrics.child(metrics.HTTP_REQUESTS, prefix, app, scope["method"], str(status)).inc()
             metrics.child(metrics.HTTP_LATENCY, prefix, app).observe(time.perf_counter() - start)
             if self.access_log:
-                log_setup.ACCESS.info("%s %s %d %.1fms", scope["method"], path, status, (time.perf_counter() - start) * 1000)
+                log_setup.ACCESS.info("%s %s %d %.1fms %s", scope["method"], path, status,
+                                      (time.perf_counter() - start) * 1000, request_id)
 
     async def builtin(self, path: str, send: Send) -> None:
         if path == "/-/healthz":
@@ -156,21 +158,24 @@ class ProxyApp:
         else:
             await _reply(send, 404, {"error": "NotFound", "message": f"unknown built-in path {path!r}"})
 
-    async def forward(self, scope: dict[str, Any], receive: Any, send: Send, route: tuple[str, str, DeploymentID]) -> int:
-        prefix, _, dep = route
-        headers = dict(scope.get("headers", ()))
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1") or f"{self.id_prefix}{next(self.ids)}"
-        # As Ray Serve: every response carries the request id (the caller's, or a fresh one).
+    def with_request_id(self, scope: dict[str, Any], send: Send) -> tuple[str, Send]:
+        """The request's id (the caller's X-Request-ID, or a fresh one) and a ``send`` that puts it
+        on the response: as Ray Serve, every answer carries it, a 404 or a 503 as much as a 200."""
+        given = dict(scope.get("headers", ())).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given or f"{self.id_prefix}{next(self.ids)}"
         id_header = (b"x-request-id", request_id.encode("latin-1"))
-        downstream = send
 
         async def send_with_id(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", ()), id_header]}
-            await downstream(message)
+            await send(message)
 
-        send = send_with_id
+        return request_id, send_with_id
 
+    async def forward(self, scope: dict[str, Any], receive: Any, send: Send, route: tuple[str, str, DeploymentID],
+                      request_id: str) -> int:
+        prefix, _, dep = route
+        headers = dict(scope.get("headers", ()))
         try:
             body = await self.read_body(scope, receive)
         except _TooLarge:

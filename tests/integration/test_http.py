@@ -40,6 +40,8 @@ def test_unknown_route_is_404_json(serve_core_app, hello_app):
     r = get("/nothing-here")
     assert r.status_code == 404
     assert r.json()["error"] == "NotFound" and "/hello" in r.json()["routes"]
+    assert r.headers["x-request-id"]  # as every answer: the id a client quotes when it reports the error
+    assert get("/nothing-here", headers={"X-Request-ID": "mine-1"}).headers["x-request-id"] == "mine-1"
 
 
 def test_user_exception_is_500_with_json(serve_core_app):

@@ -122,11 +122,12 @@ def test_a_proxy_logs_a_line_per_request_when_the_access_log_is_on(enabled):
         app = ProxyApp(_Ctx(), {"logging_config": {"log_level": "INFO", "enable_access_log": enabled}})
         app.on_snapshot({"routes": {"/": ("default", "default#Model")}})
 
-        async def forward(scope, receive, send, route):
+        async def forward(scope, receive, send, route, request_id):
             return 201
 
         app.forward = forward
-        await app({"type": "http", "path": "/predict", "method": "POST"}, None, None)
+        await app({"type": "http", "path": "/predict", "method": "POST", "headers": [(b"x-request-id", b"r-7")]},
+                  None, None)
 
     root = logging.getLogger("serve_core")
     before = (root.level, list(root.handlers), root.propagate)
@@ -142,4 +143,5 @@ def test_a_proxy_logs_a_line_per_request_when_the_access_log_is_on(enabled):
         root.handlers[:] = before[1]
         root.propagate = before[2]
     lines = [r.getMessage() for r in seen]
-    assert [line.rsplit(" ", 1)[0] for line in lines] == (["POST /predict 201"] if enabled else [])
+    assert [line.split(" ")[:3] + line.split(" ")[4:] for line in lines] == (
+        [["POST", "/predict", "201", "r-7"]] if enabled else [])
