@@ -16,7 +16,7 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})  # RFC 9110,
 class LoadSpec(BaseModel):
     """A load run. Rates in the profile are for the whole run (all workers together)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # .inf or .nan: a clear error, not a run that never ends
 
     profile: LoadProfile = Field(..., description="Arrival rate over time.")
     targets: list[str] = Field(..., min_length=1, description="Base URLs (e.g. each node's proxy); requests go "

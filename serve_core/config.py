@@ -22,7 +22,7 @@ ALLOWED_ACTOR_OPTIONS = {
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class AutoscalingConfig(_Strict):

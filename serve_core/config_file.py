@@ -38,7 +38,7 @@ def _set(model: BaseModel, keys: tuple[str, ...]) -> list[str]:
 class DeploymentOverride(BaseModel):
     """One entry of ``applications[].deployments`` in the YAML."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # .inf or .nan: a clear error, not a run that never ends
     name: str = Field(..., min_length=1, description="Name of a deployment in the application.")
     num_replicas: int | Literal["auto"] | None = None
     max_ongoing_requests: int | None = Field(None, ge=1)
@@ -75,7 +75,7 @@ class DeploymentOverride(BaseModel):
 class ApplicationConfig(BaseModel):
     """One entry of ``applications`` in the YAML (Ray Serve's subset)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # .inf or .nan: a clear error, not a run that never ends
     name: str = Field("default", min_length=1)
     route_prefix: str | None = Field("/", description="HTTP prefix, or null for handle-only.")
     import_path: str = Field(..., description="module:attribute of a bound application.")
@@ -105,7 +105,7 @@ class ApplicationConfig(BaseModel):
 class ServeConfig(BaseModel):
     """The whole ``serve-core deploy`` document."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # .inf or .nan: a clear error, not a run that never ends
     proxy_location: ProxyLocation | None = Field(None, description="Where proxies run; sets http_options.location.")
     http_options: HTTPOptions = Field(default_factory=HTTPOptions)
     logging_config: LoggingConfig | None = Field(None, description="Log level and access log (see LoggingConfig).")

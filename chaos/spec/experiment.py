@@ -56,7 +56,7 @@ MAX_WORKERS = 256  # node names are listed (w1..wN): an unbounded count would ex
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # .inf or .nan: a clear error, not a run that never ends
 
 
 class EmbeddedTarget(_Strict):

@@ -12,7 +12,7 @@ class ResourceCheck(BaseModel):
     """Sample every process of the cluster during the run and require memory and open files to stay
     flat (``steady_state.resources``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # .inf or .nan: a clear error, not a run that never ends
 
     sample_every_s: float = Field(10.0, ge=1, le=600, description="Seconds between two samples of every process.")
     require_flat: bool = Field(True, description="A growing process fails the run (false: reported as a finding).")

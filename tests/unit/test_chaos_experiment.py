@@ -141,6 +141,17 @@ def test_bad_number_names_the_bound():
     assert e.path == "load.profile.rate" and e.value == -5 and "greater than 0" in e.fix
 
 
+@pytest.mark.parametrize("where", [("load", "profile", "duration_s"), ("steady_state", "after_s"), ("load", "timeout_s")])
+def test_infinity_is_refused_where_a_number_is_expected(where):
+    doc = base()
+    holder = doc
+    for key in where[:-1]:
+        holder = holder[key]
+    holder[where[-1]] = float("inf")  # YAML's .inf: a run that would never end
+    e = error_of(doc)
+    assert e.path == ".".join(where) and "finite" in e.fix
+
+
 def test_unknown_profile_kind_lists_the_kinds():
     doc = base()
     doc["load"]["profile"] = {"kind": "sawtooth", "rate": 1, "duration_s": 60}
