@@ -42,6 +42,6 @@ line for ``import serve_core as serve``. Every module defines:
 ``torch_user_config`` also defines ``NEW_USER_CONFIG``, ``DEPLOYMENT_NAME``,
 ``UPDATED_APP`` and ``UPDATED_PROBES`` (see that module).
 
-``ray_serve_answers.json`` holds the answers real Ray Serve 2.60.0 gave to every
-probe, with exact HTTP bodies (``raw``), content types and streamed chunks.
+Ray Serve's answers are not kept in a file: tests/integration/test_compat.py asks the
+installed Ray Serve in the same run as serve_core.
 """
