@@ -39,6 +39,9 @@ command -v debootstrap >/dev/null 2>&1 || docker_missing+=(debootstrap)
 # Playwright (whose own browser download is not reachable here).
 command -v chromium >/dev/null 2>&1 || apt_install "the live view's browser test" chromium
 
+# kubectl's built-in kustomize builds k8s/ in tests/unit/test_k8s_manifests.py (no cluster needed).
+command -v kubectl >/dev/null 2>&1 || apt_install "the KubeRay manifests' check" kubectl
+
 PY=${PYTHON:-python3}
 # torch 2.13.0 is the CPU build available locally; pin it first so nothing pulls a CUDA build.
 if ! $PY -c "import torch" >/dev/null 2>&1; then

@@ -390,7 +390,7 @@ def test_images_are_the_projects() -> None:
     project = compose_default(compose()["x-project"]["image"])  # serve-core:latest
     redis = compose_default(compose()["services"]["redis"]["image"])
     name = project.split(":")[0]
-    for where, c, _ in ray_pods():
+    for where, _, c in ray_pods():
         assert c["image"] == project, f"RayCluster {where}: image {c['image']!r}; use {project!r} (kustomization's images retags it)"
     redis_c = only("Deployment", "serve-core-redis")["spec"]["template"]["spec"]["containers"][0]
     assert redis_c["image"] == redis, f"redis.yaml: image {redis_c['image']!r}; compose uses {redis!r}"
