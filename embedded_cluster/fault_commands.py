@@ -155,11 +155,12 @@ def _hold_then_heal(state: ClusterState, ns: argparse.Namespace, say: Callable[[
     if not ns.for_s:
         say(f"left in place: undo with `serve-core cluster fault heal --node {ns.node}`")
         return False
+    undone: dict[str, Any] = {}
     try:
         time.sleep(ns.for_s)
     finally:  # Ctrl-C heals too
-        _undo(state, ns.node)
-    say(f"healed node {ns.node} after {ns.for_s:g}s")
+        undone = _undo(state, ns.node)
+    say(f"healed node {ns.node} after {ns.for_s:g}s" + REJOINED * bool(undone.get("restarted")))
     return True
 
 
@@ -186,16 +187,20 @@ def _netem(state: ClusterState, ns: argparse.Namespace, say: Callable[[str], Non
 
 def _heal(state: ClusterState, ns: argparse.Namespace, say: Callable[[str], None]) -> tuple[dict[str, Any], bool]:
     t = _undo(state, ns.node)
-    say(f"healed node {ns.node}")
+    say(f"healed node {ns.node}" + REJOINED * bool(t.get("restarted")))
     return t, True
 
 
+REJOINED = "; Ray had declared it dead meanwhile, so it was started again (as a node supervisor would)"
+
+
 def _undo(state: ClusterState, node: str) -> dict[str, Any]:
-    """Resume a frozen node and, in netns mode, remove its network faults."""
+    """Resume a frozen node and, in netns mode, remove its network faults; then, if it was cut
+    off or frozen, start it again should Ray have declared it dead meanwhile (faults.rejoin)."""
+    was_out = faults.is_frozen(state, node) or network_faults.is_cut(state, node)
     thawed = faults.thaw_node(state, node)
-    if not state.plan.node(node).namespace:
-        return {"node": node, "thawed": thawed}
-    return {**network_faults.heal(state, node), "thawed": thawed}
+    healed = network_faults.heal(state, node) if state.plan.node(node).namespace else {"node": node}
+    return {**healed, "thawed": thawed, "restarted": was_out and faults.rejoin(state, node)}
 
 
 def _cpu_burn(state: ClusterState, ns: argparse.Namespace, say: Callable[[str], None]) -> tuple[dict[str, Any], bool]:

@@ -32,6 +32,7 @@ from embedded_cluster.errors import LocalClusterError
 from embedded_cluster.state import ClusterState, ProcessRecord
 
 HEAD_EXIT_WAIT_S = 10.0  # how long kill-gcs waits for the head's `ray start` to notice
+REJOIN_WATCH_S = 12.0  # how long a healed node is watched for its `ray start` exiting (declared dead)
 START_TIMEOUT_S = 90.0
 BOOTSTRAP_FILE = "ray_current_cluster"  # where `ray start` records the address it started
 
@@ -56,6 +57,30 @@ def freeze_node(state: ClusterState, name: str) -> int:
 def thaw_node(state: ClusterState, name: str) -> int:
     """SIGCONT every process of the node (harmless when none is stopped)."""
     return len(_signal_node(state, name, signal.SIGCONT))
+
+
+def is_frozen(state: ClusterState, name: str) -> bool:
+    """Whether any process of the node is stopped (freeze_node)."""
+    record = _node_record(state, name)
+    children = {c["pid"]: c["start_time"] for c in record.children.values()}
+    return processes.any_stopped(processes.collect({record.pid: record.start_time, **children}))
+
+
+def rejoin(state: ClusterState, name: str, watch_s: float = REJOIN_WATCH_S) -> bool:
+    """After the node was cut off or frozen: start it again if Ray declared it dead meanwhile.
+
+    Ray declares a node dead when it misses its health checks (about 6 s here), and a node
+    declared dead never rejoins: when it hears from the GCS again its raylet exits, and its
+    `ray start --block` with it. On a real cluster a supervisor brings it back (systemd, a
+    Kubernetes pod's restart, compose's restart policy); here nothing would, and every later
+    fault aimed at the node would fail. So this watches the node's `ray start` for
+    ``watch_s`` and starts the node again if it exits. True when it did.
+    """
+    record = _node_record(state, name)
+    if not processes.wait_until(lambda: not processes.alive(record), watch_s, 0.2):
+        return False
+    restart_node(state, name)
+    return True
 
 
 def _signal_node(state: ClusterState, name: str, sig: signal.Signals) -> dict[int, int]:

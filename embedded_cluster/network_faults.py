@@ -59,6 +59,15 @@ def heal(state: ClusterState, node: str) -> dict[str, Any]:
     return {"node": node, "address": n.address}
 
 
+def is_cut(state: ClusterState, node: str) -> bool:
+    """Whether the node's fault chain drops every packet (partition, not netem's share)."""
+    n = state.plan.node(node)
+    if not n.namespace:
+        return False
+    rules = _in(n, ["iptables", "-w", "5", "-S", CHAIN])
+    return rules.returncode == 0 and any(line.strip() == f"-A {CHAIN} -j DROP" for line in rules.stdout.splitlines())
+
+
 def _netns_node(state: ClusterState, name: str) -> NodePlan:
     node = state.plan.node(name)
     if not node.namespace:

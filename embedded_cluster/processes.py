@@ -95,6 +95,11 @@ def _table() -> dict[int, tuple[int, int, int, str]]:
     return out
 
 
+def any_stopped(pids: dict[int, int]) -> bool:
+    """Whether any of ``pids`` (pid -> start time) is stopped (SIGSTOP: state T)."""
+    return any(info[3] == "T" for pid, info in _table().items() if pid in pids and info[2] == pids[pid])
+
+
 def descendants(pid: int, table: dict[int, tuple[int, int, int, str]] | None = None) -> list[int]:
     table = _table() if table is None else table
     children: dict[int, list[int]] = {}

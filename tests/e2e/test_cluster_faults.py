@@ -402,6 +402,10 @@ def test_worker_node_cut_off(fault_cluster):
         time.sleep(3)
     r = load.result
     report("partition-worker", load, replaced_s, f"cut_at_s={cut_at:.1f}")
-    fault("heal", "--node", victim["name"])
+    healed = fault("heal", "--node", victim["name"], "--json", timeout=150)
     assert r.sent > 0 and r.failed == [] and r.ok == r.sent, r.failed[:5]
     assert replaced_s is not None
+    # Ray declared the node dead while it was cut off, and a node declared dead never rejoins by
+    # itself: the heal started it again, as a node supervisor would, and its proxy answers.
+    assert healed.returncode == 0 and json.loads(healed.stdout)["target"]["restarted"] is True, healed.stdout
+    assert wait_for(lambda: _answers(f"http://{victim['address']}:8000/"), 60, 0.5) is not None
