@@ -65,6 +65,8 @@ class Live:
             run = view.run_view(chosen, journal, alive, now)
             run["timeline"] = self._timeline(chosen, journal, alive, run, now)
         w = self.watcher
+        if w is not None:
+            w.wanted()
         cluster = view.cluster_view(w.doc if w else None, (w.error if w else "no target given") or None)
         cluster["read_at"] = w.at if w else None
         return {"now": now, "cluster": cluster, "runs": listed, "run": run}

@@ -86,13 +86,17 @@ def runner_alive(journal: dict[str, Any], written_at: float | None = None, now: 
 
 
 class StatusWatcher:
-    """A target's status, asked for every ``every_s`` in a thread; the last answer or error."""
+    """A target's status, asked for every ``every_s`` in a thread while someone looks (``wanted``
+    in the last ``idle_s``); the last answer or error. Asking costs: the embedded cluster's
+    status is a Ray driver started on the head (about a second of CPU), so nobody watching
+    means nothing asked."""
 
-    def __init__(self, status: Callable[[], dict[str, Any]], every_s: float = 5.0) -> None:
-        self.status, self.every_s = status, every_s
+    def __init__(self, status: Callable[[], dict[str, Any]], every_s: float = 5.0, idle_s: float = 30.0) -> None:
+        self.status, self.every_s, self.idle_s = status, every_s, idle_s
         self.doc: dict[str, Any] | None = None
         self.error: str | None = None
         self.at: float | None = None
+        self._wanted_at = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="live-status", daemon=True)
 
@@ -103,13 +107,18 @@ class StatusWatcher:
     def stop(self) -> None:
         self._stop.set()
 
+    def wanted(self) -> None:
+        """Someone is looking: keep the status fresh for another ``idle_s``."""
+        self._wanted_at = time.monotonic()
+
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.doc, self.error = self.status(), None
-            except Exception as e:  # a cluster going down is news for the page, not a crash
-                self.error = f"{type(e).__name__}: {e}"
-            self.at = time.time()
+            if time.monotonic() - self._wanted_at < self.idle_s:
+                try:
+                    self.doc, self.error = self.status(), None
+                except Exception as e:  # a cluster going down is news for the page, not a crash
+                    self.error = f"{type(e).__name__}: {e}"
+                self.at = time.time()
             self._stop.wait(self.every_s)
 
 

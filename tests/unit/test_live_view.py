@@ -146,3 +146,23 @@ def test_another_address_than_loopback_needs_a_token(monkeypatch, capsys):
         server.main(["--host", "0.0.0.0", "--runs", "/nonexistent"])
     assert e.value.code == 2 and "SERVE_CORE_UI_TOKEN" in capsys.readouterr().err
     assert server.is_loopback("127.0.0.1") and server.is_loopback("::1") and not server.is_loopback("10.0.0.1")
+
+
+def test_the_cluster_status_is_asked_for_only_while_someone_looks():
+    import time as clock
+
+    from chaos.live.sources import StatusWatcher
+
+    asked = []
+    watcher = StatusWatcher(lambda: asked.append(1) or {"nodes": []}, every_s=0.02, idle_s=0.2).start()
+    try:
+        clock.sleep(0.3)
+        busy = len(asked)
+        clock.sleep(0.3)  # nobody asked for the state since: no more status calls (one may have been under way)
+        assert busy >= 2 and len(asked) <= busy + 1
+        busy = len(asked)
+        watcher.wanted()
+        clock.sleep(0.1)
+        assert len(asked) > busy
+    finally:
+        watcher.stop()
