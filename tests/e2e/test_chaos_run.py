@@ -27,6 +27,8 @@ def chaos_cluster():
 
 
 SEEN_JS = "() => Array.from(document.querySelectorAll('#chart-rate g.fault')).map(g => g.dataset.fault)"
+REPLICAS_JS = ("() => Array.from(document.querySelectorAll('[data-deployment=Work] tbody tr'))"
+               ".map(tr => Array.from(tr.cells).slice(1).map(td => td.textContent))")
 
 
 def test_ci_experiment_passes_with_zero_failed_requests(chaos_cluster, tmp_path, page):
@@ -36,9 +38,9 @@ def test_ci_experiment_passes_with_zero_failed_requests(chaos_cluster, tmp_path,
     seen: dict[str, float] = {}  # fault id -> when the page first drew it on the timeline
     with live_view("--target", f"embedded:{chaos_cluster}", "--runs", str(tmp_path)) as url:
         page.goto(url)
-        # The cluster, before any run: its three nodes and the workers' replicas.
+        # The cluster, before any run: its three nodes (the run deploys the application).
         page.wait_for_function("() => document.querySelectorAll('#nodes tbody tr').length === 3", timeout=30_000)
-        assert page.locator("[data-deployment=Work] tbody tr").count() >= 1
+        replicas: set[tuple[str, ...]] = set()  # (state, node, version) rows of the deployment seen on the page
         logs = tmp_path / "runner.out", tmp_path / "runner.err"
         with open(logs[0], "w") as stdout, open(logs[1], "w") as stderr:
             runner = subprocess.Popen([sys.executable, "-m", "chaos", "run", "chaos/experiments/ci_smoke.yaml",
@@ -48,6 +50,7 @@ def test_ci_experiment_passes_with_zero_failed_requests(chaos_cluster, tmp_path,
         while runner.poll() is None and time.monotonic() < deadline:
             for fid in page.evaluate(SEEN_JS):
                 seen.setdefault(fid, time.time())
+            replicas.update(tuple(r) for r in page.evaluate(REPLICAS_JS))
             page.wait_for_timeout(200)
         runner.wait(timeout=60)
         out, err = logs[0].read_text(), logs[1].read_text()
@@ -100,3 +103,6 @@ def test_ci_experiment_passes_with_zero_failed_requests(chaos_cluster, tmp_path,
     late = {f["id"]: round(seen[f["id"]] - f["launched"], 2) for f in faults if seen.get(f["id"], 1e18) - f["launched"] > 3}
     assert set(seen) >= {f["id"] for f in faults} and not late, (seen, late)
     assert shown == (summary["verdict"], summary["verdict"]) and problems == [], (shown, problems)
+    # The cluster panel showed the deployment's replicas running on the workers, with their version.
+    running = {(node, version) for state, node, version in replicas if state == "RUNNING"}
+    assert {node for node, _ in running} == {"w1", "w2"} and all(version for _, version in running), replicas
