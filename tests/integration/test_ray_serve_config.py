@@ -39,6 +39,7 @@ def test_a_config_ray_serve_built_deploys_unchanged_but_for_the_import_path(name
         r = http(probe, BASE, prefix)
         assert r.status_code == probe.get("expect_status", 200), (probe, r.status_code, r.text[:200])
 
+    capsys.readouterr()  # what deploying printed
     assert cmd_config(argparse.Namespace(address=None, name=None)) == 0
     shown = yaml.safe_load(capsys.readouterr().out)
     assert shown["applications"][0]["import_path"] == f"{twin.__name__}:app"
