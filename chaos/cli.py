@@ -47,7 +47,7 @@ from chaos.slo.queries import SLOError
 from chaos.spec.experiment import Experiment
 from chaos.spec.loading import load_experiment
 from chaos.spec.schedule import PlannedFault, Snapshot, plan
-from loadgen.terminal import Bar, is_terminal
+from serve_core.cli.terminal import Bar, is_terminal
 
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(__file__), "experiments")
 EXIT = {"passed": 0, "failed": 1, "aborted": 2}

@@ -21,6 +21,7 @@ from typing import Any
 from embedded_cluster import fault_commands, layout, netns, probe, processes, prometheus, ray_nodes, redis, status
 from embedded_cluster.errors import LocalClusterError
 from embedded_cluster.state import DEFAULT_ROOT, ClusterState, ProcessRecord, load, require_state, state_dir
+from serve_core.cli.terminal import Bar
 from serve_core.errors import ConfigError
 
 # Roles, stopped group by group. A Ray node hosting actors does not finish a graceful stop
@@ -170,51 +171,71 @@ def preflight(plan: layout.ClusterPlan) -> None:
                                    f"free it or choose another {flag}")
 
 
+UP_STEPS = 6  # network, redis, head, workers, prometheus, nodes registered
+
+
 def bring_up(state: ClusterState) -> None:
+    """Start everything of the plan, a line per part (on a terminal, with a bar of the steps
+    and the time left)."""
     plan = state.plan
     env = ray_nodes.cluster_env(state)
     os.makedirs(state.logs_dir, exist_ok=True)
-    if plan.mode == layout.NETNS:
-        assert plan.bridge
-        netns.create_bridge(plan.bridge, plan.host_address)
-        state.links_created.append(plan.bridge)
-        state.save()
-        state.forward_rule = netns.add_forward_rule(plan.bridge)
-        state.save()
-        for node in plan.nodes:
-            try:
-                netns.create_node(node, plan.bridge, state.netns_created, state.links_created)
-            finally:
-                state.save()
-    redis.start(state, env)
-    print(f"  redis       {plan.redis_address}", flush=True)
+    bar = Bar(sys.stdout, UP_STEPS, "cluster up")
+    done = 0
 
-    def start_node(node: layout.NodePlan) -> ProcessRecord:
-        record = ray_nodes.start_node(state, node, env)
-        state.add(record)
-        state.save()
-        return record
+    def step(line: str | None = None) -> None:
+        nonlocal done
+        done += 1
+        if line:
+            bar.print(line)
+        bar.update(done)
 
-    head = start_node(plan.head)
-    ray_nodes.wait_started(head)
-    state.save()
-    print(f"  head        {plan.gcs_address}" + (f" (netns {plan.head.namespace})" if plan.head.namespace else ""), flush=True)
-    records = [start_node(n) for n in plan.workers]
-    with ThreadPoolExecutor(max(1, len(records))) as pool:
-        list(pool.map(ray_nodes.wait_started, records))
-    state.save()
-    for n in plan.workers:
-        print(f"  {n.name:<11} {n.address}" + (f" (netns {n.namespace})" if n.namespace else ""), flush=True)
-    prometheus.start(state, env)
-    print(f"  prometheus  {plan.prometheus_url}", flush=True)
-    targets = processes.spawn(
-        "targets", "targets",
-        [sys.executable, "-m", "embedded_cluster.scrape_targets", "--state-dir", state.state_dir],
-        os.path.join(state.logs_dir, "targets.log"), ray_nodes.driver_env(state), namespace=plan.head.namespace,
-    )
-    state.add(targets)
-    state.save()
-    wait_for_nodes(state)
+    try:
+        if plan.mode == layout.NETNS:
+            assert plan.bridge
+            netns.create_bridge(plan.bridge, plan.host_address)
+            state.links_created.append(plan.bridge)
+            state.save()
+            state.forward_rule = netns.add_forward_rule(plan.bridge)
+            state.save()
+            for node in plan.nodes:
+                try:
+                    netns.create_node(node, plan.bridge, state.netns_created, state.links_created)
+                finally:
+                    state.save()
+        step()
+        redis.start(state, env)
+        step(f"  redis       {plan.redis_address}")
+
+        def start_node(node: layout.NodePlan) -> ProcessRecord:
+            record = ray_nodes.start_node(state, node, env)
+            state.add(record)
+            state.save()
+            return record
+
+        head = start_node(plan.head)
+        ray_nodes.wait_started(head)
+        state.save()
+        step(f"  head        {plan.gcs_address}" + (f" (netns {plan.head.namespace})" if plan.head.namespace else ""))
+        records = [start_node(n) for n in plan.workers]
+        with ThreadPoolExecutor(max(1, len(records))) as pool:
+            list(pool.map(ray_nodes.wait_started, records))
+        state.save()
+        step("\n".join(f"  {n.name:<11} {n.address}" + (f" (netns {n.namespace})" if n.namespace else "")
+                       for n in plan.workers) or None)
+        prometheus.start(state, env)
+        step(f"  prometheus  {plan.prometheus_url}")
+        targets = processes.spawn(
+            "targets", "targets",
+            [sys.executable, "-m", "embedded_cluster.scrape_targets", "--state-dir", state.state_dir],
+            os.path.join(state.logs_dir, "targets.log"), ray_nodes.driver_env(state), namespace=plan.head.namespace,
+        )
+        state.add(targets)
+        state.save()
+        wait_for_nodes(state)
+        step()
+    finally:
+        bar.stop()
     state.ready = True
     state.save()
 

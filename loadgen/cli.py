@@ -19,7 +19,7 @@ from loadgen.payloads import EXAMPLES, example
 from loadgen.profile import Constant, LoadProfile, load_profile
 from loadgen.schedule import build_schedule
 from loadgen.summary import LatencyStats, Summary
-from loadgen.terminal import is_terminal
+from serve_core.cli.terminal import is_terminal
 
 
 def _profile_args(p: argparse.ArgumentParser) -> None:

@@ -38,7 +38,7 @@ from loadgen.records import merge_parts
 from loadgen.schedule import Schedule, build_schedule
 from loadgen.spec import LoadSpec
 from loadgen.summary import Summary, summarize
-from loadgen.terminal import Bar, is_terminal
+from serve_core.cli.terminal import Bar, is_terminal
 
 log = logging.getLogger("loadgen.runner")
 

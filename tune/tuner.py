@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chaos.slo.spec import Availability, Latency
-from loadgen.terminal import Bar, is_terminal
+from serve_core.cli.terminal import Bar, is_terminal
 from serve_core.config import AutoscalingConfig
 from tune import confirm as cf
 from tune.frontier import Point, pareto

@@ -127,7 +127,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
     if is_config_file(ns.import_path):
         cfg = load_config(ns.import_path)
         ray_seam.connect(ns.address)
-        deploy_config(cfg, ns.import_path)
+        deploy_config(cfg)
     else:
         app = import_app(ns.import_path)
         ray_seam.connect(ns.address)
@@ -145,8 +145,9 @@ def cmd_run(ns: argparse.Namespace) -> int:
     return 0
 
 
-def deploy_config(cfg: ServeConfig, path: str) -> None:
-    """Every application of ``cfg``; the file's text is kept for ``serve-core config``."""
+def deploy_config(cfg: ServeConfig) -> None:
+    """Every application of ``cfg``; the config (as given, defaults left out) is kept in the
+    cluster for ``serve-core config``."""
     from serve_core import api, ray_seam
     opts = cfg.effective_http_options()
     api.start(http_options=opts)
@@ -162,7 +163,7 @@ def cmd_deploy(ns: argparse.Namespace) -> int:
     from serve_core import ray_seam
     cfg = load_config(ns.config)
     ray_seam.connect(ns.address)
-    deploy_config(cfg, ns.config)
+    deploy_config(cfg)
     return 0
 
 

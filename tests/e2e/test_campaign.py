@@ -164,6 +164,10 @@ def test_health_check_reports_a_partition_never_healed(target):
 def test_health_check_reports_a_node_gone_and_is_clean_once_it_is_back(target):
     checker = HealthChecker(target, HealthBounds(settle_s=120, probe=True))
     assert checker.check("before").healthy
+    # The controller spreads replicas but never moves running ones: after the previous test's node
+    # loss both may be on w1, and then w2's loss takes none of them.
+    work = ((target.status().get("applications") or {}).get("default") or {}).get("deployments", {}).get("Work") or {}
+    replica_on_w2 = bool((work.get("replicas_per_node") or {}).get("w2"))
     serve_core("cluster", "fault", "kill-node", "--name", target.name, "--node", "w2", check=True)
     try:
         gone = checker.check("w2 killed", settle_s=0)
@@ -171,7 +175,7 @@ def test_health_check_reports_a_node_gone_and_is_clean_once_it_is_back(target):
         assert "cluster: node w2 is down" in text, text
         # Its replica: gone from the count or listed on w2; or, when the controller ran on w2, the
         # controller not answering (Ray places it on any node).
-        assert any("default/Work" in m or "the controller does not answer" in m for m in text), text
+        assert not replica_on_w2 or any("default/Work" in m or "the controller does not answer" in m for m in text), text
         assert any(m.startswith("processes: ") and "missing" in m for m in text), text
         assert gone.probe is None and "deploy: not tried on a cluster that is not whole" in gone.skipped
     finally:

@@ -33,7 +33,7 @@ def test_a_config_ray_serve_built_deploys_unchanged_but_for_the_import_path(name
     assert ours != theirs and ours.count("\n") == theirs.count("\n")  # the import path and nothing else
     path.write_text(ours)
 
-    deploy_config(load_config(str(path)), str(path))
+    deploy_config(load_config(str(path)))
     prefix = yaml.safe_load(ours)["applications"][0]["route_prefix"]
     for probe in [p for p in twin.PROBES if p["kind"] == "http"]:
         r = http(probe, BASE, prefix)

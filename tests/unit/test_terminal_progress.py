@@ -1,5 +1,5 @@
 """Long commands on a terminal show a progress bar with the time left (rich); piped, they print
-their quiet lines and no escape codes (loadgen/terminal.py, chaos's ProgressPrinter)."""
+their quiet lines and no escape codes (serve_core/cli/terminal.py, chaos's ProgressPrinter)."""
 
 import io
 import json
@@ -7,7 +7,7 @@ import os
 
 from chaos.cli import ProgressPrinter
 from chaos.run.journal import LoadStarted, Progress, RunFinished, RunStarted
-from loadgen.terminal import Bar, is_terminal
+from serve_core.cli.terminal import Bar, is_terminal
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 

@@ -1,5 +1,7 @@
 """A progress bar with the time left, for long commands attached to a terminal (rich); on
-anything else (a pipe, a CI log) nothing: callers print their quiet lines instead.
+anything else (a pipe, a CI log), or without rich installed (it comes with the testbed's
+extra), nothing: callers print their quiet lines instead. Used by the testbed's long
+commands (`chaos run`, `loadgen run`, `tune run`, `cluster up`).
 
     bar = Bar(sys.stdout, total=600, description="load")
     bar.print("fault f0 done")          # a line above the bar (or just a line)
@@ -9,12 +11,16 @@ anything else (a pipe, a CI log) nothing: callers print their quiet lines instea
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Any, TextIO
 
 
 def is_terminal(stream: TextIO) -> bool:
-    return bool(getattr(stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
+    """A terminal a bar can be drawn on (and rich there to draw it)."""
+    if not (bool(getattr(stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"):
+        return False
+    return importlib.util.find_spec("rich") is not None
 
 
 class Bar:
